@@ -1,0 +1,125 @@
+import type { Clock } from "../clock.js";
+import { AppError, type ErrorCode } from "../errors.js";
+import type { Logger } from "../log.js";
+import type { Denial } from "../store/repository.js";
+import { principalFromClaims, type Permission, type Principal, type PrincipalOptions } from "./principal.js";
+import { RateLimiter } from "./rate-limit.js";
+import type { VerifyToken } from "./verifier.js";
+
+export interface AuthorizeRequest {
+  /** The call's `token` argument, if any. */
+  token: string | undefined;
+  permission: Permission;
+  tool: string;
+  /** The key the call is about, recorded with a denial. */
+  keyId?: string;
+  /** Where the call comes from, for limiting failed authentications (stdio has one client). */
+  source?: string;
+}
+
+export interface AuthorizerOptions extends PrincipalOptions {
+  resolveToken: (argument: string | undefined) => Promise<string>;
+  verifyToken: VerifyToken;
+  clock: Clock;
+  limits: { read: number; write: number; authFailures: number };
+  recordDenial: (denial: Denial) => Promise<void>;
+  logger: Logger;
+  /** Verified tokens remembered at once; each entry also ends at the token's `exp`. */
+  cacheSize?: number;
+}
+
+type Authentication = { ok: true; principal: Principal } | { ok: false; error: AppError; actor: string | null };
+
+const AUTHENTICATION_FAILURES: ReadonlySet<ErrorCode> = new Set(["ERR_AUTH_MISSING", "ERR_AUTH_INVALID", "ERR_AUTH_EXPIRED"]);
+
+/**
+ * Decides whether a call may proceed, and as whom: token (A1) → verified claims (A2) → principal
+ * (A3, A4) → rate limit (A7) → permission (A6). Refusals are audited as `auth.denied`, except
+ * those of a rate limiter: recording those would turn a flood into database writes.
+ */
+export class Authorizer {
+  readonly #options: AuthorizerOptions;
+  readonly #limiters: Record<"read" | "write" | "failures", RateLimiter>;
+  readonly #verified = new Map<string, { principal: Principal; expiresAt: number }>();
+  readonly #cacheSize: number;
+
+  constructor(options: AuthorizerOptions) {
+    this.#options = options;
+    this.#cacheSize = options.cacheSize ?? 1024;
+    this.#limiters = {
+      read: new RateLimiter(options.limits.read, options.clock),
+      write: new RateLimiter(options.limits.write, options.clock),
+      failures: new RateLimiter(options.limits.authFailures, options.clock),
+    };
+  }
+
+  async authorize(request: AuthorizeRequest): Promise<Principal> {
+    const authentication = await this.#authenticate(request.token);
+    if (!authentication.ok) {
+      const admission = this.#limiters.failures.take(request.source ?? "local");
+      if (!admission.ok) {
+        throw new AppError("ERR_RATE_LIMITED", `Too many failed authentications. Wait ${admission.retryAfterSeconds} seconds, then retry with a valid token.`);
+      }
+      await this.#audit(request, authentication.error.code, null, authentication.actor);
+      throw authentication.error;
+    }
+
+    const { principal } = authentication;
+    const kind = request.permission === "api_keys:write" ? "write" : "read";
+    const admission = this.#limiters[kind].take(`${principal.tenantId}\u0000${principal.subject}`);
+    if (!admission.ok) {
+      throw new AppError("ERR_RATE_LIMITED", `Too many ${kind} calls for this user. Wait ${admission.retryAfterSeconds} seconds, then retry.`);
+    }
+
+    if (!principal.permissions.has(request.permission)) {
+      await this.#audit(request, "ERR_FORBIDDEN", principal.tenantId, principal.subject);
+      throw new AppError(
+        "ERR_FORBIDDEN",
+        `This token does not grant ${request.permission}, which ${request.tool} needs. Ask the user for a token with that permission (for Hyperswitch, a merchant admin or developer role).`,
+      );
+    }
+    return principal;
+  }
+
+  async #authenticate(argument: string | undefined): Promise<Authentication> {
+    let token: string;
+    try {
+      token = await this.#options.resolveToken(argument);
+      const cached = this.#verified.get(token);
+      if (cached && this.#options.clock() < cached.expiresAt) return { ok: true, principal: cached.principal };
+      if (cached) this.#verified.delete(token);
+    } catch (error) {
+      return refusal(error, null);
+    }
+
+    let claims;
+    try {
+      claims = await this.#options.verifyToken(token);
+    } catch (error) {
+      return refusal(error, null);
+    }
+    const result = principalFromClaims(claims, this.#options);
+    if (!result.ok) return { ok: false, error: result.error, actor: result.subject };
+
+    // Bounded, oldest entry out first; an entry never outlives the token's `exp`, which
+    // verification requires.
+    if (this.#verified.size >= this.#cacheSize) this.#verified.delete(this.#verified.keys().next().value!);
+    this.#verified.set(token, { principal: result.principal, expiresAt: claims.exp! * 1000 });
+    return result;
+  }
+
+  async #audit(request: AuthorizeRequest, reason: ErrorCode, tenantId: string | null, actor: string | null): Promise<void> {
+    try {
+      await this.#options.recordDenial({ tool: request.tool, reason, tenantId, actor, keyId: request.keyId ?? null });
+    } catch (error) {
+      // The caller gets the denial either way; a lost audit row must at least reach the log.
+      this.#options.logger.error("audit_write_failed", { tool: request.tool, reason, error });
+    }
+  }
+}
+
+/** An authentication failure as a value; anything else (a JWKS outage, ERR_CONFIG) is rethrown. */
+function refusal(error: unknown, actor: string | null): Authentication {
+  if (error instanceof AppError && AUTHENTICATION_FAILURES.has(error.code)) return { ok: false, error, actor };
+  throw error;
+}

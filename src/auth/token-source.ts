@@ -1,0 +1,44 @@
+import { AppError } from "../errors.js";
+
+export interface TokenSources {
+  /** API_KEYS_MCP_TOKEN. */
+  value?: string;
+  /** API_KEYS_MCP_TOKEN_FILE, read on every call so a refreshed token needs no restart. */
+  file?: string;
+  readFile: (path: string) => Promise<string>;
+}
+
+/**
+ * Finds the token for a call (A1): the call's `token` argument, else API_KEYS_MCP_TOKEN, else the
+ * file named by API_KEYS_MCP_TOKEN_FILE. A pasted `Bearer ` prefix and surrounding whitespace
+ * are dropped.
+ */
+export function createTokenResolver(sources: TokenSources): (argument: string | undefined) => Promise<string> {
+  return async (argument) => {
+    const direct = clean(argument) ?? clean(sources.value);
+    if (direct !== undefined) return direct;
+    if (sources.file !== undefined) {
+      let contents: string;
+      try {
+        contents = await sources.readFile(sources.file);
+      } catch (error) {
+        throw new AppError(
+          "ERR_AUTH_MISSING",
+          "The token file named by API_KEYS_MCP_TOKEN_FILE cannot be read. Ask the user to refresh it, or pass the token in the `token` argument.",
+          { cause: error },
+        );
+      }
+      const fromFile = clean(contents);
+      if (fromFile !== undefined) return fromFile;
+    }
+    throw new AppError(
+      "ERR_AUTH_MISSING",
+      "No token was provided. Pass the user's dashboard JWT in the `token` argument, or ask the user to set API_KEYS_MCP_TOKEN (or API_KEYS_MCP_TOKEN_FILE) in the server's environment.",
+    );
+  };
+}
+
+function clean(token: string | undefined): string | undefined {
+  const trimmed = token?.trim().replace(/^Bearer\s+/i, "");
+  return trimmed ? trimmed : undefined;
+}

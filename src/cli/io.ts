@@ -1,0 +1,20 @@
+import type { Readable, Writable } from "node:stream";
+
+/**
+ * Everything a command needs from the process, gathered by `src/index.ts`, the only module
+ * that touches `process`. Commands stay testable in-process.
+ */
+export interface Io {
+  env: Record<string, string | undefined>;
+  platform: NodeJS.Platform;
+  homedir: string;
+  stdin: Readable;
+  /** The MCP channel when serving; command output (a token, help) otherwise. */
+  stdout: Writable;
+  stderr: Writable;
+  readFileSync: (path: string) => string;
+  readFile: (path: string) => Promise<string>;
+  onSignal: (signal: "SIGINT" | "SIGTERM", handler: () => void) => void;
+  exit: (code: number) => void;
+  version: string;
+}

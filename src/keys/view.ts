@@ -1,0 +1,51 @@
+import type { KeyRecord } from "../store/repository.js";
+import { toIso } from "./expiration.js";
+import type { Environment, KeyType } from "./format.js";
+
+export const KEY_STATUSES = ["active", "expired", "revoked"] as const;
+export type KeyStatus = (typeof KEY_STATUSES)[number];
+
+/** The only shape in which a key is ever shown (T): never a hash, never a plaintext. */
+export interface KeyView {
+  key_id: string;
+  name: string;
+  description: string | null;
+  type: KeyType;
+  environment: Environment;
+  prefix: string;
+  status: KeyStatus;
+  created_at: string;
+  updated_at: string;
+  expires_at: string | null;
+  revoked_at: string | null;
+  last_used_at: string | null;
+  usage_count: number;
+  created_by: string;
+}
+
+/** K6: revoked if revoked, else expired once `expires_at <= now`, else active. */
+export function keyStatus(record: Pick<KeyRecord, "revokedAt" | "expiresAt">, now: number): KeyStatus {
+  if (record.revokedAt !== null) return "revoked";
+  if (record.expiresAt !== null && record.expiresAt <= now) return "expired";
+  return "active";
+}
+
+/** Builds the view field by field, so nothing the record carries besides these can leak out. */
+export function toKeyView(record: KeyRecord, now: number): KeyView {
+  return {
+    key_id: record.keyId,
+    name: record.name,
+    description: record.description,
+    type: record.type,
+    environment: record.environment,
+    prefix: record.prefix,
+    status: keyStatus(record, now),
+    created_at: new Date(record.createdAt).toISOString(),
+    updated_at: new Date(record.updatedAt).toISOString(),
+    expires_at: toIso(record.expiresAt),
+    revoked_at: toIso(record.revokedAt),
+    last_used_at: toIso(record.lastUsedAt),
+    usage_count: record.usageCount,
+    created_by: record.createdBy,
+  };
+}

@@ -1,0 +1,34 @@
+import { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
+import type { Clock } from "./clock.js";
+import { systemClock } from "./clock.js";
+import { AppError } from "./errors.js";
+import type { Logger } from "./log.js";
+import { registerTools, type ToolServices } from "../tools/index.js";
+
+export interface ServerDeps {
+  /** The services the tools act through, or why there are none (answered as ERR_CONFIG). */
+  services: ToolServices | AppError;
+  logger: Logger;
+  version: string;
+  clock?: Clock;
+}
+
+const INSTRUCTIONS = [
+  "Manage the API keys of the merchant the user's token belongs to: create_api_key, list_api_keys, get_api_key,",
+  "update_api_key, delete_api_key (revoke). A new key's secret appears once, in the create result: hand it to the",
+  "user right away and never repeat it. Keys are referred to by key_id (key_…), never by the secret.",
+  "Errors start with a code (ERR_NOT_FOUND, ERR_FORBIDDEN, …) followed by what to do next.",
+].join(" ");
+
+/** The MCP server with every tool registered. No I/O of its own: the caller connects a transport. */
+export function createServer(deps: ServerDeps): { server: McpServer; close: () => Promise<void> } {
+  const server = new McpServer({ name: "api-keys", version: deps.version }, { instructions: INSTRUCTIONS });
+  registerTools(server, { services: deps.services, logger: deps.logger, clock: deps.clock ?? systemClock });
+  return {
+    server,
+    async close() {
+      await server.close();
+      if (!(deps.services instanceof AppError)) await deps.services.repository.close();
+    },
+  };
+}

@@ -1,0 +1,62 @@
+import { closeSync, mkdirSync, openSync } from "node:fs";
+import { dirname } from "node:path";
+import Database from "better-sqlite3";
+import { migrate } from "./migrate.js";
+
+export interface OpenDatabaseOptions {
+  /** How long a writer waits for another process's lock before SQLITE_BUSY (S1). */
+  busyTimeoutMs?: number;
+  /** Path to the better-sqlite3 addon; only tests set it, to exercise a broken binary. */
+  nativeBinding?: string;
+}
+
+/** better-sqlite3's native addon does not load in this Node.js; `message` says how to fix it. */
+export class NativeModuleError extends Error {
+  constructor(cause: unknown) {
+    super(
+      `better-sqlite3's native module does not load in this Node.js (${process.version}, ` +
+        `NODE_MODULE_VERSION ${process.versions.modules}). It was built for another Node.js version, or not built. ` +
+        "Fix: in the api-keys-mcp folder, with the same Node.js the MCP host runs, run `npm rebuild better-sqlite3`.",
+      { cause },
+    );
+    this.name = "NativeModuleError";
+  }
+}
+
+const NATIVE_LOAD_FAILURE =
+  /NODE_MODULE_VERSION|compiled against a different Node\.js|Could not locate the bindings file|invalid ELF header|wrong ELF class|not a valid Win32 application|slice is not valid mach-o|cannot open shared object|better_sqlite3\.node/i;
+
+/**
+ * Opens (creating if needed) the key database and brings its schema up to date.
+ * A new file is created owner-only (0600) inside an owner-only directory; SQLite gives its
+ * -wal and -shm files the same permissions as the main file.
+ */
+export function openDatabase(location: string, options: OpenDatabaseOptions = {}): Database.Database {
+  if (location !== ":memory:") {
+    mkdirSync(dirname(location), { recursive: true, mode: 0o700 });
+    closeSync(openSync(location, "a", 0o600));
+  }
+
+  let db: Database.Database;
+  try {
+    db = new Database(location, options.nativeBinding ? { nativeBinding: options.nativeBinding } : {});
+  } catch (error) {
+    if (error instanceof Error && NATIVE_LOAD_FAILURE.test(error.message)) throw new NativeModuleError(error);
+    throw error;
+  }
+
+  try {
+    // busy_timeout first: switching to WAL needs a lock another process may hold.
+    db.pragma(`busy_timeout = ${options.busyTimeoutMs ?? 5000}`);
+    db.pragma("journal_mode = WAL");
+    // In WAL mode NORMAL loses no committed transaction when the process dies; only an OS crash
+    // or power cut can roll back the last few. FULL would add an fsync to every call.
+    db.pragma("synchronous = NORMAL");
+    db.pragma("foreign_keys = ON");
+    migrate(db);
+  } catch (error) {
+    db.close();
+    throw error;
+  }
+  return db;
+}

@@ -1,0 +1,41 @@
+import type Database from "better-sqlite3";
+import { MIGRATIONS, type Migration } from "./migrations/index.js";
+
+/** The database was written by a newer api-keys-mcp; opening it could corrupt what it knows. */
+export class SchemaTooNewError extends Error {
+  constructor(readonly found: number, readonly supported: number) {
+    super(
+      `the database has schema version ${found}, newer than this api-keys-mcp supports (${supported}); ` +
+        "upgrade api-keys-mcp, or point API_KEYS_MCP_DB at another file",
+    );
+    this.name = "SchemaTooNewError";
+  }
+}
+
+/**
+ * Brings the schema to the latest version, tracked in `PRAGMA user_version`. Runs under an
+ * IMMEDIATE transaction and re-reads the version inside it, so several processes starting on
+ * one file at once apply each step exactly once.
+ */
+export function migrate(db: Database.Database, migrations: readonly Migration[] = MIGRATIONS): { from: number; to: number } {
+  const latest = migrations.at(-1)?.version ?? 0;
+  const readVersion = () => db.pragma("user_version", { simple: true }) as number;
+  const check = (version: number) => {
+    if (version > latest) throw new SchemaTooNewError(version, latest);
+    return version;
+  };
+
+  const before = check(readVersion());
+  if (before === latest) return { from: before, to: latest };
+
+  return db
+    .transaction(() => {
+      const from = check(readVersion());
+      for (const step of migrations) {
+        if (step.version > from) db.exec(step.sql);
+      }
+      db.pragma(`user_version = ${latest}`);
+      return { from, to: latest };
+    })
+    .immediate();
+}

@@ -1,0 +1,118 @@
+import type { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
+import type { CallToolResult } from "@modelcontextprotocol/sdk/types.js";
+import * as z from "zod";
+import type { Authorizer } from "../src/auth/authorizer.js";
+import type { Permission, Principal } from "../src/auth/principal.js";
+import type { Clock } from "../src/clock.js";
+import { AppError, toAppError } from "../src/errors.js";
+import { newErrorReference } from "../src/keys/ids.js";
+import type { Logger } from "../src/log.js";
+import type { KeyRepository } from "../src/store/repository.js";
+import { tokenField } from "./schemas.js";
+
+/** What the tools act through. */
+export interface ToolServices {
+  repository: KeyRepository;
+  authorizer: Authorizer;
+}
+
+export interface ToolDeps {
+  /** The services, or why the server cannot serve (ERR_CONFIG), answered to every call. */
+  services: ToolServices | AppError;
+  logger: Logger;
+  clock: Clock;
+}
+
+export interface ToolContext {
+  principal: Principal;
+  repository: KeyRepository;
+  /** One reading of the clock per call. */
+  now: number;
+}
+
+export interface ToolReply<Output> {
+  output: Output;
+  /** Text shown to the model before the JSON, e.g. "store this key now". */
+  notice?: string;
+  /** The key the call created, for the log line. */
+  keyId?: string;
+}
+
+export interface ToolSpec<Input extends z.ZodRawShape, Output extends z.ZodRawShape> {
+  name: string;
+  title: string;
+  /** Written for a model: what it does, the permission it needs, what to do next. */
+  description: string;
+  permission: Permission;
+  input: Input;
+  output: Output;
+  annotations: { readOnlyHint: boolean; destructiveHint: boolean; idempotentHint: boolean };
+  run(args: z.output<z.ZodObject<Input>>, context: ToolContext): Promise<ToolReply<z.output<z.ZodObject<Output>>>>;
+}
+
+/**
+ * Turns a tool spec into `register(server, deps)`. Everything every tool shares happens here,
+ * once: strict input with the optional `token`, authorisation, one log line per call, and the
+ * mapping of anything thrown to a coded error result with text content only (E1, E2).
+ */
+export function defineTool<Input extends z.ZodRawShape, Output extends z.ZodRawShape>(
+  spec: ToolSpec<Input, Output>,
+): (server: McpServer, deps: ToolDeps) => void {
+  const inputSchema = z.strictObject({ ...spec.input, token: tokenField });
+  const outputSchema = z.object(spec.output);
+
+  return (server, deps) => {
+    const handle = async (args: Record<string, unknown>): Promise<CallToolResult> => {
+      const started = performance.now();
+      // The token is split off here so that nothing downstream can log or store it.
+      const { token, ...input } = args as { token?: string } & Record<string, unknown>;
+      let keyId = typeof input.key_id === "string" ? input.key_id : undefined;
+      let principal: Principal | undefined;
+      let outcome = "OK";
+      try {
+        const services = deps.services;
+        if (services instanceof AppError) throw services;
+        principal = await services.authorizer.authorize({ token, permission: spec.permission, tool: spec.name, keyId });
+        const reply = await spec.run(input as z.output<z.ZodObject<Input>>, {
+          principal,
+          repository: services.repository,
+          now: deps.clock(),
+        });
+        keyId ??= reply.keyId;
+        const json = JSON.stringify(reply.output);
+        return {
+          content: reply.notice ? [{ type: "text", text: reply.notice }, { type: "text", text: json }] : [{ type: "text", text: json }],
+          structuredContent: reply.output,
+        };
+      } catch (error) {
+        const failure = toAppError(error, newErrorReference);
+        outcome = failure.code;
+        if (failure.code === "ERR_INTERNAL" || failure.code === "ERR_BUSY") {
+          deps.logger.error("tool_failed", { tool: spec.name, code: failure.code, reference: failure.reference, error: failure.cause });
+        }
+        return { isError: true, content: [{ type: "text", text: `${failure.code}: ${failure.publicMessage}` }] };
+      } finally {
+        deps.logger.info("tool_call", {
+          tool: spec.name,
+          outcome,
+          duration_ms: Math.round((performance.now() - started) * 1000) / 1000,
+          tenant: principal?.tenantId,
+          subject: principal?.subject,
+          key_id: keyId,
+        });
+      }
+    };
+
+    server.registerTool(
+      spec.name,
+      {
+        title: spec.title,
+        description: spec.description,
+        inputSchema,
+        outputSchema,
+        annotations: { title: spec.title, ...spec.annotations, openWorldHint: false },
+      },
+      handle,
+    );
+  };
+}

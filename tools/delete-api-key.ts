@@ -1,0 +1,24 @@
+import { toKeyView } from "../src/keys/view.js";
+import { defineTool } from "./define-tool.js";
+import { keyNotFound } from "./get-api-key.js";
+import { keyIdField, keyViewSchema } from "./schemas.js";
+
+/** T5: revocation is a soft delete (K7): the row stays for the audit trail and is never re-activated. */
+export const registerDeleteApiKeyTool = defineTool({
+  name: "delete_api_key",
+  title: "Revoke API key",
+  description:
+    "Revoke an API key permanently: anything still using it stops working immediately, and it can never be re-activated. " +
+    'The key stays visible with status "revoked" (list_api_keys with status "revoked") for the audit trail. ' +
+    "Confirm with the user before calling, especially for live keys. Revoking an already revoked key succeeds and changes nothing. " +
+    "Requires api_keys:write.",
+  permission: "api_keys:write",
+  input: { key_id: keyIdField },
+  output: { key: keyViewSchema },
+  annotations: { readOnlyHint: false, destructiveHint: true, idempotentHint: true },
+  async run(args, { principal, repository, now }) {
+    const result = await repository.revokeKey(principal, args.key_id);
+    if (!result.ok) throw keyNotFound(args.key_id);
+    return { output: { key: toKeyView(result.key, now) } };
+  },
+});

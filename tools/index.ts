@@ -1,0 +1,22 @@
+import type { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
+import { registerCreateApiKeyTool } from "./create-api-key.js";
+import { registerDeleteApiKeyTool } from "./delete-api-key.js";
+import type { ToolDeps } from "./define-tool.js";
+import { registerGetApiKeyTool } from "./get-api-key.js";
+import { registerListApiKeysTool } from "./list-api-keys.js";
+import { registerUpdateApiKeyTool } from "./update-api-key.js";
+
+export type { ToolDeps, ToolServices } from "./define-tool.js";
+
+const TOOLS = [
+  registerCreateApiKeyTool,
+  registerListApiKeysTool,
+  registerGetApiKeyTool,
+  registerUpdateApiKeyTool,
+  registerDeleteApiKeyTool,
+];
+
+/** Registers every tool on `server`. */
+export function registerTools(server: McpServer, deps: ToolDeps): void {
+  for (const register of TOOLS) register(server, deps);
+}

@@ -1,0 +1,37 @@
+import * as z from "zod";
+import { ENVIRONMENTS, KEY_TYPES } from "../src/keys/format.js";
+import { toKeyView } from "../src/keys/view.js";
+import { STATUS_FILTERS } from "../src/store/repository.js";
+import { defineTool } from "./define-tool.js";
+import { keyViewSchema } from "./schemas.js";
+
+/** T2: newest first, keyset pagination; a page costs the same at any depth. */
+export const registerListApiKeysTool = defineTool({
+  name: "list_api_keys",
+  title: "List API keys",
+  description:
+    "List the merchant's API keys, newest first, one page at a time. By default shows active and expired keys; " +
+    'pass status "revoked" or "all" to include revoked ones, and environment or type to narrow the list. ' +
+    "When next_cursor is not null, call again with cursor set to it for the next page. " +
+    "Shows prefixes only: secret keys can never be listed or retrieved. Requires api_keys:read.",
+  permission: "api_keys:read",
+  input: {
+    limit: z.number().int().min(1).max(100).default(20).describe("Keys per page, 1 to 100 (default 20)."),
+    cursor: z.string().min(1).max(200).optional().describe("next_cursor from the previous page; omit for the first page."),
+    status: z
+      .enum(STATUS_FILTERS)
+      .optional()
+      .describe('active, expired, revoked or all. Omitted: active and expired keys, not revoked ones.'),
+    environment: z.enum(ENVIRONMENTS).optional().describe("Only test or only live keys."),
+    type: z.enum(KEY_TYPES).optional().describe("Only secret or only publishable keys."),
+  },
+  output: {
+    keys: z.array(keyViewSchema),
+    next_cursor: z.string().nullable().describe("Pass as cursor to get the next page; null on the last page."),
+  },
+  annotations: { readOnlyHint: true, destructiveHint: false, idempotentHint: true },
+  async run(args, { principal, repository, now }) {
+    const page = await repository.listKeys(principal.tenantId, args);
+    return { output: { keys: page.keys.map((record) => toKeyView(record, now)), next_cursor: page.nextCursor } };
+  },
+});

@@ -1,0 +1,68 @@
+import * as z from "zod";
+import { ENVIRONMENTS, KEY_TYPES } from "../src/keys/format.js";
+import { KEY_ID_PATTERN } from "../src/keys/ids.js";
+import { KEY_STATUSES, type KeyView } from "../src/keys/view.js";
+
+// Control characters in a label only ever hide something (a fake line in a terminal, a NUL that
+// cuts a string short in another system), so names refuse them all and descriptions allow
+// only newline and tab. Written as ranges, not \p{Cc}, so every JSON Schema engine reads them.
+/* eslint-disable no-control-regex */
+const NO_CONTROL_CHARACTERS = /^[^\x00-\x1F\x7F-\x9F]*$/;
+const NO_CONTROL_CHARACTERS_BUT_NEWLINE_AND_TAB = /^[^\x00-\x08\x0B-\x1F\x7F-\x9F]*$/;
+/* eslint-enable no-control-regex */
+
+/** Input fields shared by several tools. */
+export const keyIdField = z
+  .string()
+  .regex(KEY_ID_PATTERN, "a key id looks like key_ followed by 20 letters and digits")
+  .describe("The key's id, e.g. key_3Zx9Qw2LmN8pRt5VbC1d, from create_api_key or list_api_keys. Not the secret key itself.");
+
+export const nameField = z
+  .string()
+  .trim()
+  .min(1)
+  .max(64)
+  .regex(NO_CONTROL_CHARACTERS, "no control characters")
+  .describe("A human-readable label, 1 to 64 characters, e.g. \"checkout-service production\".");
+
+export const descriptionField = z
+  .string()
+  .max(256)
+  .regex(NO_CONTROL_CHARACTERS_BUT_NEWLINE_AND_TAB, "no control characters other than newline and tab")
+  .describe("Optional note about what the key is for, up to 256 characters.");
+
+export const expirationField = z
+  .union([z.enum(["never", "30d", "90d", "1y"]), z.iso.datetime({ offset: true })])
+  .describe(
+    'When the key stops working: "never", "30d", "90d", "1y" (365 days), or an ISO-8601 date-time in the future with Z or an offset, e.g. "2027-01-31T00:00:00Z".',
+  );
+
+/** The optional per-call token of A1, added to every tool's input. */
+export const tokenField = z
+  .string()
+  .min(1)
+  .optional()
+  .describe(
+    "Optional. The user's dashboard JWT, for agents acting for several users. Omit it to use the token configured in the server's environment.",
+  );
+
+const timestamp = z.iso.datetime();
+
+export const keyViewSchema = z
+  .object({
+    key_id: z.string().describe("Stable id of the key; use it with get, update and delete."),
+    name: z.string(),
+    description: z.string().nullable(),
+    type: z.enum(KEY_TYPES).describe("secret (sk_, server side only) or publishable (pk_, may be embedded in clients)."),
+    environment: z.enum(ENVIRONMENTS),
+    prefix: z.string().describe("First characters of the key, e.g. sk_test_Ab3x, to recognise it; not usable as a key."),
+    status: z.enum(KEY_STATUSES),
+    created_at: timestamp,
+    updated_at: timestamp,
+    expires_at: timestamp.nullable().describe("null: never expires."),
+    revoked_at: timestamp.nullable(),
+    last_used_at: timestamp.nullable(),
+    usage_count: z.number().int().nonnegative(),
+    created_by: z.string().describe("Subject (user id) of the token that created the key."),
+  })
+  .describe("An API key's details. Never contains the secret key or its hash.") satisfies z.ZodType<KeyView>;

@@ -1,0 +1,42 @@
+import { AppError } from "../src/errors.js";
+import { resolveExpiration } from "../src/keys/expiration.js";
+import { toKeyView } from "../src/keys/view.js";
+import type { KeyPatch } from "../src/store/repository.js";
+import { defineTool } from "./define-tool.js";
+import { keyNotFound } from "./get-api-key.js";
+import { descriptionField, expirationField, keyIdField, keyViewSchema, nameField } from "./schemas.js";
+
+/** T4: renames, re-describes or re-dates a key; the secret itself never changes. */
+export const registerUpdateApiKeyTool = defineTool({
+  name: "update_api_key",
+  title: "Update API key",
+  description:
+    "Change an API key's name, description or expiration. The key id and the secret stay the same, so nothing using the key breaks. " +
+    "Pass only the fields to change (at least one); description null clears it; expiration can extend or shorten the key's life. " +
+    "A revoked key cannot be updated (ERR_CONFLICT). Requires api_keys:write. Idempotent: repeating the same change changes nothing more.",
+  permission: "api_keys:write",
+  input: {
+    key_id: keyIdField,
+    name: nameField.optional(),
+    description: descriptionField.nullable().optional().describe("New description, or null to clear it."),
+    expiration: expirationField.optional(),
+  },
+  output: { key: keyViewSchema },
+  annotations: { readOnlyHint: false, destructiveHint: false, idempotentHint: true },
+  async run(args, { principal, repository, now }) {
+    if (args.name === undefined && args.description === undefined && args.expiration === undefined) {
+      throw new AppError("ERR_VALIDATION", "Nothing to update: pass at least one of name, description or expiration.");
+    }
+    const patch: KeyPatch = {};
+    if (args.name !== undefined) patch.name = args.name;
+    if (args.description !== undefined) patch.description = args.description;
+    if (args.expiration !== undefined) patch.expiresAt = resolveExpiration(args.expiration, now);
+
+    const result = await repository.updateKey(principal, args.key_id, patch);
+    if (!result.ok && result.reason === "NOT_FOUND") throw keyNotFound(args.key_id);
+    if (!result.ok) {
+      throw new AppError("ERR_CONFLICT", `API key ${args.key_id} is revoked and can no longer be changed. Create a new key if one is needed.`);
+    }
+    return { output: { key: toKeyView(result.key, now) } };
+  },
+});
