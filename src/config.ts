@@ -190,7 +190,9 @@ function loadKeyMaterial(source: ConfigEnvironment, problems: ConfigProblem[]): 
       return fail("not a PEM public key (SPKI `-----BEGIN PUBLIC KEY-----` or an X.509 certificate)");
     }
     const algorithms = algorithmsFor(key);
-    if (!algorithms) return fail(`unsupported key type ${key.asymmetricKeyType ?? "unknown"}; use RSA, EC (P-256/384/521) or Ed25519`);
+    if (!algorithms) {
+      return fail(`unsupported key (${key.asymmetricKeyType ?? "unknown"}); use RSA of 2048 bits or more, EC P-256/384/521 or Ed25519`);
+    }
     return { kind: "public-key", key, algorithms };
   }
 
@@ -210,10 +212,12 @@ function loadKeyMaterial(source: ConfigEnvironment, problems: ConfigProblem[]): 
 /** The allow-list for a public key follows from its type, so `alg` can never pick the algorithm. */
 function algorithmsFor(key: KeyObject): string[] | undefined {
   switch (key.asymmetricKeyType) {
+    // jose refuses RSA keys under 2048 bits at verification time; refuse them here instead, where
+    // the operator sees it, rather than blaming every token.
     case "rsa":
-      return ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512"];
+      return rsaLongEnough(key) ? ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512"] : undefined;
     case "rsa-pss":
-      return ["PS256", "PS384", "PS512"];
+      return rsaLongEnough(key) ? ["PS256", "PS384", "PS512"] : undefined;
     case "ec": {
       const curve = key.asymmetricKeyDetails?.namedCurve;
       const alg = { prime256v1: "ES256", secp384r1: "ES384", secp521r1: "ES512" }[curve ?? ""];
@@ -224,4 +228,8 @@ function algorithmsFor(key: KeyObject): string[] | undefined {
     default:
       return undefined;
   }
+}
+
+function rsaLongEnough(key: KeyObject): boolean {
+  return (key.asymmetricKeyDetails?.modulusLength ?? 0) >= 2048;
 }

@@ -15,7 +15,15 @@ export interface TokenSources {
  */
 export function createTokenResolver(sources: TokenSources): (argument: string | undefined) => Promise<string> {
   return async (argument) => {
-    const direct = clean(argument) ?? clean(sources.value);
+    if (argument !== undefined) {
+      // An agent acting for several users passed a token: never fall back to the server's own.
+      const given = clean(argument);
+      if (given === undefined) {
+        throw new AppError("ERR_AUTH_MISSING", "The `token` argument is empty. Pass the user's dashboard JWT, or omit the argument to use the server's configured token.");
+      }
+      return given;
+    }
+    const direct = clean(sources.value);
     if (direct !== undefined) return direct;
     if (sources.file !== undefined) {
       let contents: string;

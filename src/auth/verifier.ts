@@ -37,7 +37,7 @@ export function createTokenVerifier(auth: AuthConfig, clock: Clock): VerifyToken
   }
 
   return async (token) => {
-    if (token.length > MAX_TOKEN_BYTES) throw invalid("it is larger than 8 KiB");
+    if (token.length > MAX_TOKEN_BYTES || Buffer.byteLength(token) > MAX_TOKEN_BYTES) throw invalid("it is larger than 8 KiB");
     try {
       const { payload } = await verify(token, { ...options, currentDate: new Date(clock()) });
       return payload;

@@ -6,6 +6,10 @@ import { createLogger } from "../log.js";
 import { createServer } from "../server.js";
 import { createServices } from "../services.js";
 import type { Io } from "./io.js";
+import { trackPendingRequests } from "./pending-requests.js";
+
+/** How long shutdown waits for calls already received to be answered. */
+const SHUTDOWN_GRACE_MS = 10_000;
 
 /**
  * C1: the stdio server. stdout carries only MCP messages; everything else goes to stderr.
@@ -21,24 +25,30 @@ export async function serve(io: Io): Promise<void> {
   // A line that is not JSON-RPC is reported and skipped; the server keeps answering.
   server.server.onerror = (error) => logger.warn("protocol_error", { message: error.message });
 
+  const transport = new StdioServerTransport(io.stdin, io.stdout);
+  await server.connect(transport);
+  const pending = trackPendingRequests(transport);
+
   let closing = false;
-  const shutdown = (reason: string) => {
+  const shutdown = async (reason: string) => {
     if (closing) return;
     closing = true;
-    logger.info("server_stopping", { reason });
-    close().then(
-      () => io.exit(0),
-      (error: unknown) => {
-        logger.error("shutdown_failed", { error });
-        io.exit(1);
-      },
-    );
+    logger.info("server_stopping", { reason, pending_requests: pending.size });
+    try {
+      // Answer what was already asked before closing the database, then let stdout drain.
+      if (!(await pending.settled(SHUTDOWN_GRACE_MS))) logger.warn("shutdown_abandoned_requests", { pending_requests: pending.size });
+      await close();
+      await new Promise<void>((resolve) => io.stdout.write("", () => resolve()));
+      io.exit(0);
+    } catch (error) {
+      logger.error("shutdown_failed", { error });
+      io.exit(1);
+    }
   };
-  io.stdin.on("end", () => shutdown("stdin closed"));
-  io.onSignal("SIGINT", () => shutdown("SIGINT"));
-  io.onSignal("SIGTERM", () => shutdown("SIGTERM"));
+  io.stdin.on("end", () => void shutdown("stdin closed"));
+  io.onSignal("SIGINT", () => void shutdown("SIGINT"));
+  io.onSignal("SIGTERM", () => void shutdown("SIGTERM"));
 
-  await server.connect(new StdioServerTransport(io.stdin, io.stdout));
   logger.info("server_started", {
     version: io.version,
     database: config.dbPath,

@@ -1,7 +1,8 @@
 import { closeSync, mkdirSync, openSync } from "node:fs";
 import { dirname } from "node:path";
 import Database from "better-sqlite3";
-import { migrate } from "./migrate.js";
+import { isBusyError } from "../errors.js";
+import { checkSchemaVersion, migrate } from "./migrate.js";
 
 export interface OpenDatabaseOptions {
   /** How long a writer waits for another process's lock before SQLITE_BUSY (S1). */
@@ -24,7 +25,28 @@ export class NativeModuleError extends Error {
 }
 
 const NATIVE_LOAD_FAILURE =
-  /NODE_MODULE_VERSION|compiled against a different Node\.js|Could not locate the bindings file|invalid ELF header|wrong ELF class|not a valid Win32 application|slice is not valid mach-o|cannot open shared object|better_sqlite3\.node/i;
+  /NODE_MODULE_VERSION|compiled against a different Node\.js|Could not locate the bindings file|invalid ELF header|wrong ELF class|file too short|did not self-register|undefined symbol|not a valid Win32 application|slice is not valid mach-o|cannot open shared object|better_sqlite3\.node/i;
+
+function isNativeLoadFailure(error: unknown): boolean {
+  if (!(error instanceof Error)) return false;
+  // Node's own code for any shared library that fails to load, whatever the platform's wording.
+  return (error as { code?: unknown }).code === "ERR_DLOPEN_FAILED" || NATIVE_LOAD_FAILURE.test(error.message);
+}
+
+/** Runs `action`, retrying while SQLite reports the database busy, for up to `timeoutMs`. */
+function retryWhileBusy<T>(action: () => T, timeoutMs: number): T {
+  const deadline = Date.now() + timeoutMs;
+  const pause = new Int32Array(new SharedArrayBuffer(4));
+  for (;;) {
+    try {
+      return action();
+    } catch (error) {
+      if (!isBusyError(error) || Date.now() >= deadline) throw error;
+      // A synchronous 10 ms pause: this runs once, at start-up, before the server takes calls.
+      Atomics.wait(pause, 0, 0, 10);
+    }
+  }
+}
 
 /**
  * Opens (creating if needed) the key database and brings its schema up to date.
@@ -41,14 +63,18 @@ export function openDatabase(location: string, options: OpenDatabaseOptions = {}
   try {
     db = new Database(location, options.nativeBinding ? { nativeBinding: options.nativeBinding } : {});
   } catch (error) {
-    if (error instanceof Error && NATIVE_LOAD_FAILURE.test(error.message)) throw new NativeModuleError(error);
+    if (isNativeLoadFailure(error)) throw new NativeModuleError(error);
     throw error;
   }
 
   try {
-    // busy_timeout first: switching to WAL needs a lock another process may hold.
-    db.pragma(`busy_timeout = ${options.busyTimeoutMs ?? 5000}`);
-    db.pragma("journal_mode = WAL");
+    const busyTimeoutMs = options.busyTimeoutMs ?? 5000;
+    db.pragma(`busy_timeout = ${busyTimeoutMs}`);
+    // Refuse a database from a newer version before changing anything in it.
+    checkSchemaVersion(db);
+    // Switching to WAL needs an exclusive lock, and SQLite does not wait on the busy handler
+    // for it (to avoid deadlocks), so a process starting beside another retries by itself.
+    retryWhileBusy(() => db.pragma("journal_mode = WAL"), busyTimeoutMs);
     // In WAL mode NORMAL loses no committed transaction when the process dies; only an OS crash
     // or power cut can roll back the last few. FULL would add an fsync to every call.
     db.pragma("synchronous = NORMAL");

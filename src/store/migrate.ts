@@ -18,19 +18,13 @@ export class SchemaTooNewError extends Error {
  * one file at once apply each step exactly once.
  */
 export function migrate(db: Database.Database, migrations: readonly Migration[] = MIGRATIONS): { from: number; to: number } {
-  const latest = migrations.at(-1)?.version ?? 0;
-  const readVersion = () => db.pragma("user_version", { simple: true }) as number;
-  const check = (version: number) => {
-    if (version > latest) throw new SchemaTooNewError(version, latest);
-    return version;
-  };
-
-  const before = check(readVersion());
+  const latest = latestVersion(migrations);
+  const before = checkSchemaVersion(db, migrations);
   if (before === latest) return { from: before, to: latest };
 
   return db
     .transaction(() => {
-      const from = check(readVersion());
+      const from = checkSchemaVersion(db, migrations);
       for (const step of migrations) {
         if (step.version > from) db.exec(step.sql);
       }
@@ -38,4 +32,16 @@ export function migrate(db: Database.Database, migrations: readonly Migration[] 
       return { from, to: latest };
     })
     .immediate();
+}
+
+/** The schema version of `db`; throws `SchemaTooNewError` if this code does not know it. */
+export function checkSchemaVersion(db: Database.Database, migrations: readonly Migration[] = MIGRATIONS): number {
+  const version = db.pragma("user_version", { simple: true }) as number;
+  const latest = latestVersion(migrations);
+  if (version > latest) throw new SchemaTooNewError(version, latest);
+  return version;
+}
+
+function latestVersion(migrations: readonly Migration[]): number {
+  return migrations.at(-1)?.version ?? 0;
 }

@@ -17,11 +17,12 @@ import type {
 } from "./repository.js";
 
 /** Columns aliased to `KeyRecord` names, so rows come out in the record's shape. */
-const KEY_COLUMNS = `seq, key_id AS keyId, tenant_id AS tenantId, name, description, type, environment, prefix,
+const KEY_COLUMNS = `key_id AS keyId, tenant_id AS tenantId, name, description, type, environment, prefix,
   created_at AS createdAt, updated_at AS updatedAt, expires_at AS expiresAt, revoked_at AS revokedAt,
   last_used_at AS lastUsedAt, usage_count AS usageCount, created_by AS createdBy`;
 
-type KeyRow = KeyRecord & { seq: number };
+/** A list row: the record plus its position, which only the cursor needs. */
+type ListRow = KeyRecord & { seq: number };
 
 const STATUS_CONDITIONS: Record<StatusFilter | "default", string> = {
   default: "AND revoked_at IS NULL",
@@ -41,10 +42,10 @@ export class SqliteKeyRepository implements KeyRepository {
   readonly #clock: Clock;
   readonly #audit: (entry: AuditEntry, occurredAt: number) => void;
   readonly #insertKey: Database.Statement;
-  readonly #selectKey: Database.Statement<[string, string], KeyRow>;
+  readonly #selectKey: Database.Statement<[string, string], KeyRecord>;
   readonly #updateKey: Database.Statement;
   readonly #revokeKey: Database.Statement;
-  readonly #listStatements = new Map<string, Database.Statement<Record<string, unknown>, KeyRow>>();
+  readonly #listStatements = new Map<string, Database.Statement<Record<string, unknown>, ListRow>>();
 
   constructor(db: Database.Database, clock: Clock) {
     this.#db = db;
@@ -58,9 +59,9 @@ export class SqliteKeyRepository implements KeyRepository {
     );
     this.#selectKey = db.prepare(`SELECT ${KEY_COLUMNS} FROM api_keys WHERE key_id = ? AND tenant_id = ?`);
     this.#updateKey = db.prepare(
-      "UPDATE api_keys SET name = @name, description = @description, expires_at = @expiresAt, updated_at = @updatedAt WHERE seq = @seq",
+      "UPDATE api_keys SET name = @name, description = @description, expires_at = @expiresAt, updated_at = @updatedAt WHERE key_id = @keyId",
     );
-    this.#revokeKey = db.prepare("UPDATE api_keys SET revoked_at = @now, updated_at = @now WHERE seq = @seq");
+    this.#revokeKey = db.prepare("UPDATE api_keys SET revoked_at = @now, updated_at = @now WHERE key_id = @keyId");
   }
 
   async createKey(actor: Actor, key: NewKey): Promise<KeyRecord> {
@@ -113,8 +114,11 @@ export class SqliteKeyRepository implements KeyRepository {
       limit: query.limit + 1,
     });
     const hasMore = rows.length > query.limit;
-    const keys = hasMore ? rows.slice(0, query.limit) : rows;
-    return { keys, nextCursor: hasMore ? encodeCursor(keys[keys.length - 1]!.seq) : null };
+    const page = hasMore ? rows.slice(0, query.limit) : rows;
+    return {
+      keys: page.map(({ seq: _position, ...record }) => record),
+      nextCursor: hasMore ? encodeCursor(page[page.length - 1]!.seq) : null,
+    };
   }
 
   async updateKey(actor: Actor, keyId: string, patch: KeyPatch): Promise<MutationResult> {
@@ -137,7 +141,7 @@ export class SqliteKeyRepository implements KeyRepository {
         if (Object.keys(changes).length === 0) return { ok: true, key: current, changed: false };
 
         const now = this.#clock();
-        const updated: KeyRow = {
+        const updated: KeyRecord = {
           ...current,
           name: patch.name ?? current.name,
           description: patch.description === undefined ? current.description : patch.description,
@@ -159,7 +163,7 @@ export class SqliteKeyRepository implements KeyRepository {
         if (current.revokedAt !== null) return { ok: true, key: current, changed: false };
 
         const now = this.#clock();
-        this.#revokeKey.run({ seq: current.seq, now });
+        this.#revokeKey.run({ keyId, now });
         const changes: Changes = { revoked_at: { from: null, to: toIso(now) } };
         this.#audit({ action: "api_key.revoked", outcome: "success", ...this.#who(actor), keyId, changes }, now);
         return { ok: true, key: { ...current, revokedAt: now, updatedAt: now }, changed: true };
@@ -190,13 +194,13 @@ export class SqliteKeyRepository implements KeyRepository {
     return { tenantId: actor.tenantId, actor: actor.subject };
   }
 
-  #listStatement(query: ListKeysQuery, paged: boolean): Database.Statement<Record<string, unknown>, KeyRow> {
+  #listStatement(query: ListKeysQuery, paged: boolean): Database.Statement<Record<string, unknown>, ListRow> {
     const status = query.status ?? "default";
     const shape = `${status}|${paged}|${query.environment !== undefined}|${query.type !== undefined}`;
     let statement = this.#listStatements.get(shape);
     if (!statement) {
       statement = this.#db.prepare(
-        `SELECT ${KEY_COLUMNS} FROM api_keys
+        `SELECT seq, ${KEY_COLUMNS} FROM api_keys
          WHERE tenant_id = @tenantId ${paged ? "AND seq < @after" : ""}
            ${query.environment !== undefined ? "AND environment = @environment" : ""}
            ${query.type !== undefined ? "AND type = @type" : ""}
