@@ -1,0 +1,235 @@
+import { spawn } from "node:child_process";
+import { generateKeyPairSync } from "node:crypto";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { decodeProtectedHeader, jwtVerify } from "jose";
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { SERVER_ENTRY, spawnClient, tempDir, type SpawnedClient } from "./helpers/spawn.js";
+import { TEST_SECRET } from "./helpers/tokens.js";
+
+const PACKAGE_VERSION = (JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")) as { version: string }).version;
+const JWT_LINE = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\n$/;
+
+interface Run {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs `node dist/src/index.js …args` to completion (killed after 10 s) with only PATH, HOME and `env`. */
+function run(args: string[], env: Record<string, string>, home: string): Promise<Run> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [SERVER_ENTRY, ...args], {
+      env: { PATH: process.env.PATH ?? "", HOME: home, ...env },
+      cwd: home,
+      stdio: ["ignore", "pipe", "pipe"],
+      timeout: 10_000,
+    });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (chunk: Buffer) => (stdout += chunk.toString("utf8")));
+    child.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString("utf8")));
+    child.on("error", reject);
+    child.on("close", (code, signal) => resolve({ code, signal, stdout, stderr }));
+  });
+}
+
+function payloadOf(jwt: string): Record<string, unknown> {
+  return JSON.parse(Buffer.from(jwt.split(".")[1]!, "base64url").toString("utf8")) as Record<string, unknown>;
+}
+
+describe("command line (C1, C2, C4)", () => {
+  // One-shot commands write nothing, so they share one HOME and working directory and run
+  // concurrently; tests that start a server get a directory of their own.
+  let home: ReturnType<typeof tempDir>;
+  beforeAll(() => {
+    home = tempDir();
+  });
+  afterAll(() => home.remove());
+  const withSecret = () => ({ API_KEYS_MCP_JWT_SECRET: TEST_SECRET });
+  const cli = (args: string[], env: Record<string, string> = {}) => run(args, env, home.path);
+
+  describe.concurrent("help and version", () => {
+    it.each(["--version", "-v", "serve --version"])("%s prints the package version", async (line) => {
+      const args = line.split(" ");
+      const result = await cli(args);
+      expect(result).toEqual({ code: 0, signal: null, stdout: `${PACKAGE_VERSION}\n`, stderr: "" });
+    });
+
+    it.each(["--help", "-h", "help"])("%s prints the usage and exits 0", async (arg) => {
+      const result = await cli([arg]);
+      expect(result.code).toBe(0);
+      expect(result.stderr).toBe("");
+      expect(result.stdout).toMatch(/^api-keys-mcp: /);
+      expect(result.stdout).toContain("Usage:");
+      expect(result.stdout).toContain("api-keys-mcp token [options]");
+      expect(result.stdout).toContain("api-keys-mcp --version");
+    });
+
+    it("serve --help prints the server usage and exits 0 without serving", async () => {
+      const result = await cli(["serve", "--help"]);
+      expect(result.code).toBe(0);
+      expect(result.stderr).toBe("");
+      expect(result.stdout).toMatch(/^Usage: api-keys-mcp \[serve\]\n/);
+      expect(result.stdout).toContain("SIGINT/SIGTERM");
+    });
+
+    it("token --help prints the token usage and exits 0, even with no secret configured", async () => {
+      const result = await cli(["token", "--help"]);
+      expect(result.code).toBe(0);
+      expect(result.stderr).toBe("");
+      expect(result.stdout).toMatch(/^Usage: api-keys-mcp token --merchant <id> --sub <user>/);
+      expect(result.stdout).toContain("--ttl <duration>");
+    });
+
+    it("refuses an unknown command with exit code 2 and the usage on stderr", async () => {
+      const result = await cli(["frobnicate"]);
+      expect(result.code).toBe(2);
+      expect(result.stdout).toBe("");
+      expect(result.stderr).toMatch(/^api-keys-mcp: unknown command frobnicate\n/);
+      expect(result.stderr).toContain("Usage:");
+    });
+
+    it("refuses an unknown serve option with exit code 2", async () => {
+      const result = await cli(["serve", "--port", "80"]);
+      expect(result.code).toBe(2);
+      expect(result.stdout).toBe("");
+      expect(result.stderr).toMatch(/^api-keys-mcp serve: unknown option --port\n/);
+    });
+  });
+
+  describe("token with a server", () => {
+    let dir: ReturnType<typeof tempDir>;
+    let server: SpawnedClient | undefined;
+    beforeEach(() => {
+      dir = tempDir();
+    });
+    afterEach(async () => {
+      await server?.close();
+      server = undefined;
+      dir.remove();
+    });
+
+    it("prints one HS256 token that the server accepts, acting as --sub for --merchant", async () => {
+      const result = await cli(["token", "--merchant", "m", "--sub", "s"], withSecret());
+      expect(result.code).toBe(0);
+      expect(result.stderr).toBe("");
+      expect(result.stdout).toMatch(JWT_LINE);
+      const jwt = result.stdout.trim();
+
+      expect(decodeProtectedHeader(jwt)).toEqual({ alg: "HS256", typ: "JWT" });
+      const { payload } = await jwtVerify(jwt, new TextEncoder().encode(TEST_SECRET), { algorithms: ["HS256"] });
+      expect(payload).toEqual({ merchant_id: "m", sub: "s", scope: "api_keys:read api_keys:write", iat: expect.any(Number), exp: expect.any(Number) });
+      expect(payload.exp! - payload.iat!).toBe(3600);
+
+      server = await spawnClient({ ...withSecret(), API_KEYS_MCP_DB: join(dir.path, "keys.db"), API_KEYS_MCP_TOKEN: jwt });
+      const created = await server.call("create_api_key", { name: "from the cli token" });
+      expect(created.ok).toBe(true);
+      expect(created.ok && created.data.key.created_by).toBe("s");
+      const other = await server.call("list_api_keys", {});
+      expect(other.ok && other.data.keys.map((k: { name: string }) => k.name)).toEqual(["from the cli token"]);
+    });
+
+    it("includes the configured issuer, audience and tenant claim, and the server accepts it", async () => {
+      const env = {
+        ...withSecret(),
+        API_KEYS_MCP_JWT_ISSUER: "https://issuer.example",
+        API_KEYS_MCP_JWT_AUDIENCE: "api-keys-mcp",
+        API_KEYS_MCP_TENANT_CLAIM: "org_merchant",
+      };
+      const result = await cli(["token", "--merchant", "m2", "--sub", "s2"], env);
+      expect(result.code).toBe(0);
+      const jwt = result.stdout.trim();
+      expect(payloadOf(jwt)).toMatchObject({ org_merchant: "m2", sub: "s2", iss: "https://issuer.example", aud: ["api-keys-mcp"] });
+      expect(payloadOf(jwt)).not.toHaveProperty("merchant_id");
+
+      server = await spawnClient({ ...env, API_KEYS_MCP_DB: join(dir.path, "keys.db"), API_KEYS_MCP_TOKEN: jwt });
+      const created = await server.call("create_api_key", { name: "issuer and audience" });
+      expect(created.ok && created.data.key.created_by).toBe("s2");
+    });
+
+    it("gives a read-only token for --scope api_keys:read, which the server forbids to create", async () => {
+      const result = await cli(["token", "--merchant", "m", "--sub", "reader", "--scope", "api_keys:read"], withSecret());
+      expect(result.code).toBe(0);
+      const jwt = result.stdout.trim();
+      expect(payloadOf(jwt).scope).toBe("api_keys:read");
+
+      server = await spawnClient({ ...withSecret(), API_KEYS_MCP_DB: join(dir.path, "keys.db"), API_KEYS_MCP_TOKEN: jwt });
+      const create = await server.call("create_api_key", { name: "not allowed" });
+      expect(create.ok).toBe(false);
+      expect(!create.ok && create.code).toBe("ERR_FORBIDDEN");
+      const list = await server.call("list_api_keys", {});
+      expect(list.ok && list.data.keys).toEqual([]);
+    });
+  });
+
+  describe.concurrent("token on its own", () => {
+    it.each([
+      ["30m", 1800],
+      ["8h", 28_800],
+      ["90s", 90],
+      ["30d", 2_592_000],
+    ])("honours --ttl %s", async (ttl, seconds) => {
+      const result = await cli(["token", "--merchant", "m", "--sub", "s", "--ttl", ttl], withSecret());
+      expect(result.code).toBe(0);
+      const payload = payloadOf(result.stdout.trim());
+      expect((payload.exp as number) - (payload.iat as number)).toBe(seconds);
+    });
+
+    it.each(["0s", "31d", "1w", "8", "abc", "1.5h", "-1h"])("refuses --ttl=%s with nothing on stdout", async (ttl) => {
+      const result = await cli(["token", "--merchant", "m", "--sub", "s", `--ttl=${ttl}`], withSecret());
+      expect(result.code).toBe(2);
+      expect(result.stdout).toBe("");
+      expect(result.stderr).toBe("api-keys-mcp token: --ttl must be like 30m, 8h or 7d, at most 30d\n");
+    });
+
+    it("refuses when the server verifies with a public key", async () => {
+      const { publicKey } = generateKeyPairSync("ec", { namedCurve: "P-256" });
+      const pem = publicKey.export({ type: "spki", format: "pem" }).toString();
+      const result = await cli(["token", "--merchant", "m", "--sub", "s"], { API_KEYS_MCP_JWT_PUBLIC_KEY: pem });
+      expect(result.code).not.toBe(0);
+      expect(result.stdout).toBe("");
+      expect(result.stderr).toMatch(/^api-keys-mcp token: the server verifies tokens with a public key or a JWKS, so it cannot mint them/);
+    });
+
+    it("refuses when the server verifies with a JWKS", async () => {
+      const result = await cli(["token", "--merchant", "m", "--sub", "s"], { API_KEYS_MCP_JWKS_URL: "https://idp.example/.well-known/jwks.json" });
+      expect(result.code).not.toBe(0);
+      expect(result.stdout).toBe("");
+      expect(result.stderr).toContain("cannot mint them");
+    });
+
+    it("refuses when no secret is configured, naming the variable", async () => {
+      const result = await cli(["token", "--merchant", "m", "--sub", "s"]);
+      expect(result.code).toBe(2);
+      expect(result.stdout).toBe("");
+      expect(result.stderr).toMatch(/^api-keys-mcp token: no token verification key is configured; set exactly one of API_KEYS_MCP_JWT_SECRET/);
+    });
+
+    it("refuses a secret shorter than 32 bytes", async () => {
+      const result = await cli(["token", "--merchant", "m", "--sub", "s"], { API_KEYS_MCP_JWT_SECRET: "short-secret" });
+      expect(result.code).toBe(2);
+      expect(result.stdout).toBe("");
+      expect(result.stderr).toBe("api-keys-mcp token: API_KEYS_MCP_JWT_SECRET: the HMAC secret must be at least 32 bytes\n");
+    });
+
+    it.each([
+      ["--merchant", ["--sub", "s"]],
+      ["--sub", ["--merchant", "m"]],
+      ["both", []],
+    ])("refuses a missing %s with exit code 2", async (_missing, args) => {
+      const result = await cli(["token", ...args], withSecret());
+      expect(result.code).toBe(2);
+      expect(result.stdout).toBe("");
+      expect(result.stderr).toMatch(/^api-keys-mcp token: --merchant and --sub are required\n/);
+    });
+
+    it("refuses an unknown option with exit code 2", async () => {
+      const result = await cli(["token", "--merchant", "m", "--sub", "s", "--tenant", "x"], withSecret());
+      expect(result.code).toBe(2);
+      expect(result.stdout).toBe("");
+      expect(result.stderr).toMatch(/^api-keys-mcp token: Unknown option '--tenant'/);
+    });
+  });
+});

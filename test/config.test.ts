@@ -1,0 +1,393 @@
+import { generateKeyPairSync } from "node:crypto";
+import { readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { DEFAULT_ROLE_PERMISSIONS } from "../src/auth/principal.js";
+import { loadConfig, type ConfigProblem } from "../src/config.js";
+import { startTestServer, type TestServer } from "./helpers/server.js";
+import { tempDir } from "./helpers/spawn.js";
+import { merchantToken, TEST_SECRET } from "./helpers/tokens.js";
+
+const HOME = "/home/tester";
+type Env = Record<string, string | undefined>;
+
+function load(env: Env, platform: NodeJS.Platform = "linux") {
+  return loadConfig({ env, platform, homedir: HOME, readFile: (path) => readFileSync(path, "utf8") });
+}
+
+/** With a valid secret, so that only the setting under test can cause a problem. */
+function loadWithSecret(env: Env, platform: NodeJS.Platform = "linux") {
+  return load({ API_KEYS_MCP_JWT_SECRET: TEST_SECRET, ...env }, platform);
+}
+
+/** The single problem, after checking it names `variable` and echoes none of `secrets`. */
+function onlyProblem(problems: ConfigProblem[], variable: string, secrets: string[] = []): ConfigProblem {
+  expect(problems.map((problem) => problem.variable)).toEqual([variable]);
+  const problem = problems[0]!;
+  expect(problem.message).toContain(variable);
+  for (const secret of secrets) expect(problem.message).not.toContain(secret);
+  return problem;
+}
+
+function pem(type: "rsa" | "ed25519" | "x25519"): { publicPem: string; privatePem: string };
+function pem(type: "ec", curve: string): { publicPem: string; privatePem: string };
+function pem(type: "rsa" | "ec" | "ed25519" | "x25519", curve?: string): { publicPem: string; privatePem: string } {
+  const pair =
+    type === "rsa"
+      ? generateKeyPairSync("rsa", { modulusLength: 2048 })
+      : type === "ec"
+        ? generateKeyPairSync("ec", { namedCurve: curve! })
+        : type === "ed25519"
+          ? generateKeyPairSync("ed25519")
+          : generateKeyPairSync("x25519");
+  return {
+    publicPem: pair.publicKey.export({ type: "spki", format: "pem" }).toString(),
+    privatePem: pair.privateKey.export({ type: "pkcs8", format: "pem" }).toString(),
+  };
+}
+
+describe("loadConfig defaults", () => {
+  it("uses the documented defaults", () => {
+    const { config, problems } = loadWithSecret({});
+    expect(problems).toEqual([]);
+    expect(config.rateLimits).toEqual({ read: 300, write: 60, authFailures: 30 });
+    expect(config.logLevel).toBe("info");
+    expect(config.token).toEqual({ value: undefined, file: undefined });
+    expect(config.dbPath).toBe(join(HOME, ".local", "share", "api-keys-mcp", "keys.db"));
+    expect(config.auth).toEqual({
+      keyMaterial: { kind: "secret", secret: new TextEncoder().encode(TEST_SECRET) },
+      issuer: undefined,
+      audience: undefined,
+      tenantClaim: "merchant_id",
+      rolePermissions: DEFAULT_ROLE_PERMISSIONS,
+    });
+  });
+
+  it("reads every setting when given", () => {
+    const { config, problems } = loadWithSecret({
+      API_KEYS_MCP_LOG_LEVEL: "debug",
+      API_KEYS_MCP_RATE_LIMIT_READ: "10",
+      API_KEYS_MCP_RATE_LIMIT_WRITE: "5",
+      API_KEYS_MCP_RATE_LIMIT_AUTH_FAILURES: "3",
+      API_KEYS_MCP_TENANT_CLAIM: "org_merchant",
+      API_KEYS_MCP_JWT_ISSUER: "https://issuer.example.test",
+      API_KEYS_MCP_JWT_AUDIENCE: "one, two ,,three",
+      API_KEYS_MCP_TOKEN: "token-value",
+      API_KEYS_MCP_TOKEN_FILE: "/run/token",
+      API_KEYS_MCP_DB: ":memory:",
+    });
+    expect(problems).toEqual([]);
+    expect(config.logLevel).toBe("debug");
+    expect(config.rateLimits).toEqual({ read: 10, write: 5, authFailures: 3 });
+    expect(config.auth?.tenantClaim).toBe("org_merchant");
+    expect(config.auth?.issuer).toBe("https://issuer.example.test");
+    expect(config.auth?.audience).toEqual(["one", "two", "three"]);
+    expect(config.token).toEqual({ value: "token-value", file: "/run/token" });
+    expect(config.dbPath).toBe(":memory:");
+  });
+
+  it("treats empty values as unset", () => {
+    const { config, problems } = loadWithSecret({ API_KEYS_MCP_LOG_LEVEL: "", API_KEYS_MCP_RATE_LIMIT_READ: "", API_KEYS_MCP_TOKEN: "  " });
+    expect(problems).toEqual([]);
+    expect(config.logLevel).toBe("info");
+    expect(config.rateLimits.read).toBe(300);
+    expect(config.token.value).toBeUndefined();
+  });
+});
+
+describe("loadConfig invalid values", () => {
+  it.each([
+    ["API_KEYS_MCP_LOG_LEVEL", "loud-zq81x"],
+    ["API_KEYS_MCP_RATE_LIMIT_READ", "many-zq81x"],
+    ["API_KEYS_MCP_RATE_LIMIT_READ", "-7781"],
+    ["API_KEYS_MCP_RATE_LIMIT_READ", "7.781"],
+    ["API_KEYS_MCP_RATE_LIMIT_READ", "0"],
+    ["API_KEYS_MCP_RATE_LIMIT_WRITE", "77810000"],
+    ["API_KEYS_MCP_RATE_LIMIT_AUTH_FAILURES", "zero-zq81x"],
+    ["API_KEYS_MCP_ROLE_PERMISSIONS", "{not json zq81x"],
+    ["API_KEYS_MCP_ROLE_PERMISSIONS", '{"merchant_zq81x":["api_keys:admin"]}'],
+    ["API_KEYS_MCP_ROLE_PERMISSIONS", '["api_keys:read","zq81x"]'],
+    ["API_KEYS_MCP_ROLE_PERMISSIONS", '{"merchant_zq81x":"api_keys:read"}'],
+    ["API_KEYS_MCP_TENANT_CLAIM", "merchant id zq81x"],
+    ["API_KEYS_MCP_DB", "relative/zq81x.db"],
+  ])("%s=%s is a problem naming the variable, without the value", (variable, value) => {
+    const { config, problems } = loadWithSecret({ [variable]: value });
+    const problem = onlyProblem(problems, variable, value === "0" ? [] : [value, "zq81x", "7781"]);
+    expect(problem.message.length).toBeGreaterThan(variable.length + 10);
+    // The setting falls back to its default; the problem keeps the server from serving (E3).
+    expect(config.rateLimits).toEqual({ read: 300, write: 60, authFailures: 30 });
+    expect(config.logLevel).toBe("info");
+  });
+
+  it("reports every invalid setting, not only the first", () => {
+    const { problems } = loadWithSecret({ API_KEYS_MCP_LOG_LEVEL: "loud", API_KEYS_MCP_RATE_LIMIT_WRITE: "x" });
+    expect(problems.map((problem) => problem.variable).sort()).toEqual(["API_KEYS_MCP_LOG_LEVEL", "API_KEYS_MCP_RATE_LIMIT_WRITE"]);
+  });
+});
+
+describe("loadConfig verification settings (A2)", () => {
+  let dir: ReturnType<typeof tempDir>;
+  beforeEach(() => {
+    dir = tempDir();
+  });
+  afterEach(() => dir.remove());
+
+  it("names API_KEYS_MCP_JWT_SECRET and the alternatives when none is set", () => {
+    const { config, problems } = load({});
+    const problem = onlyProblem(problems, "API_KEYS_MCP_JWT_SECRET");
+    expect(problem.message).toContain("API_KEYS_MCP_JWT_PUBLIC_KEY");
+    expect(problem.message).toContain("API_KEYS_MCP_JWKS_URL");
+    expect(config.auth).toBeUndefined();
+  });
+
+  it("treats a blank secret as not set", () => {
+    const { config, problems } = load({ API_KEYS_MCP_JWT_SECRET: "   " });
+    onlyProblem(problems, "API_KEYS_MCP_JWT_SECRET");
+    expect(config.auth).toBeUndefined();
+  });
+
+  it.each([
+    ["a secret and a public key", { API_KEYS_MCP_JWT_SECRET: TEST_SECRET, API_KEYS_MCP_JWT_PUBLIC_KEY: "-----BEGIN PUBLIC KEY-----" }],
+    ["a secret and its file variant", { API_KEYS_MCP_JWT_SECRET: TEST_SECRET, API_KEYS_MCP_JWT_SECRET_FILE: "/run/secret" }],
+    ["a public key and a JWKS URL", { API_KEYS_MCP_JWT_PUBLIC_KEY: "-----BEGIN PUBLIC KEY-----", API_KEYS_MCP_JWKS_URL: "https://issuer.example.test/jwks" }],
+  ])("refuses two verification settings: %s", (_label, env) => {
+    const { config, problems } = load(env);
+    expect(problems).toHaveLength(1);
+    const [first, second] = Object.keys(env) as [string, string];
+    expect(problems[0]!.variable).toBe(first);
+    expect(problems[0]!.message).toContain(first);
+    expect(problems[0]!.message).toContain(second);
+    expect(problems[0]!.message).not.toContain(TEST_SECRET);
+    expect(config.auth).toBeUndefined();
+  });
+
+  it("refuses a secret under 32 bytes, without echoing it", () => {
+    const secret = "short-secret-zq81x-31-bytes-abc";
+    expect(secret).toHaveLength(31);
+    const { config, problems } = load({ API_KEYS_MCP_JWT_SECRET: secret });
+    expect(onlyProblem(problems, "API_KEYS_MCP_JWT_SECRET", [secret, "zq81x"]).message).toContain("32 bytes");
+    expect(config.auth).toBeUndefined();
+  });
+
+  it("accepts a secret of exactly 32 bytes, counting bytes rather than characters", () => {
+    expect(load({ API_KEYS_MCP_JWT_SECRET: "a".repeat(32) }).problems).toEqual([]);
+    const multibyte = "é".repeat(16); // 16 characters, 32 bytes
+    const { config, problems } = load({ API_KEYS_MCP_JWT_SECRET: multibyte });
+    expect(problems).toEqual([]);
+    expect(config.auth?.keyMaterial).toEqual({ kind: "secret", secret: new TextEncoder().encode(multibyte) });
+  });
+
+  it("reads the secret from API_KEYS_MCP_JWT_SECRET_FILE, trimming one trailing newline", () => {
+    const file = join(dir.path, "secret");
+    writeFileSync(file, `${TEST_SECRET}\n`);
+    const { config, problems } = load({ API_KEYS_MCP_JWT_SECRET_FILE: file });
+    expect(problems).toEqual([]);
+    expect(config.auth?.keyMaterial).toEqual({ kind: "secret", secret: new TextEncoder().encode(TEST_SECRET) });
+  });
+
+  it("trims a CRLF from a secret file too", () => {
+    const file = join(dir.path, "secret");
+    writeFileSync(file, `${TEST_SECRET}\r\n`);
+    expect(load({ API_KEYS_MCP_JWT_SECRET_FILE: file }).config.auth?.keyMaterial).toEqual({
+      kind: "secret",
+      secret: new TextEncoder().encode(TEST_SECRET),
+    });
+  });
+
+  it("does not count the trailing newline of a secret file towards 32 bytes", () => {
+    const file = join(dir.path, "secret");
+    const secret = "b".repeat(31);
+    writeFileSync(file, `${secret}\n`);
+    const { problems } = load({ API_KEYS_MCP_JWT_SECRET_FILE: file });
+    onlyProblem(problems, "API_KEYS_MCP_JWT_SECRET_FILE", [secret, file, dir.path]);
+  });
+
+  it.each(["API_KEYS_MCP_JWT_SECRET_FILE", "API_KEYS_MCP_JWT_PUBLIC_KEY_FILE"])(
+    "makes an unreadable %s a problem whose message has no path",
+    (variable) => {
+      const file = join(dir.path, "no-such-file-zq81x");
+      const { config, problems } = load({ [variable]: file });
+      onlyProblem(problems, variable, [file, dir.path, "zq81x"]);
+      expect(config.auth).toBeUndefined();
+    },
+  );
+
+  it("reads a public key from API_KEYS_MCP_JWT_PUBLIC_KEY_FILE", () => {
+    const file = join(dir.path, "key.pem");
+    writeFileSync(file, pem("ed25519").publicPem);
+    const { config, problems } = load({ API_KEYS_MCP_JWT_PUBLIC_KEY_FILE: file });
+    expect(problems).toEqual([]);
+    expect(config.auth?.keyMaterial).toMatchObject({ kind: "public-key", algorithms: ["EdDSA", "Ed25519"] });
+  });
+
+  it.each([
+    ["RSA", () => pem("rsa").publicPem, ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512"]],
+    ["EC P-256", () => pem("ec", "prime256v1").publicPem, ["ES256"]],
+    ["EC P-384", () => pem("ec", "secp384r1").publicPem, ["ES384"]],
+    ["EC P-521", () => pem("ec", "secp521r1").publicPem, ["ES512"]],
+    ["Ed25519", () => pem("ed25519").publicPem, ["EdDSA", "Ed25519"]],
+  ])("derives the algorithm allow-list from a %s public key", (_label, makePem, algorithms) => {
+    const { config, problems } = load({ API_KEYS_MCP_JWT_PUBLIC_KEY: makePem() });
+    expect(problems).toEqual([]);
+    expect(config.auth?.keyMaterial).toMatchObject({ kind: "public-key", algorithms });
+  });
+
+  it("accepts a PEM on one line with literal \\n sequences", () => {
+    const oneLine = pem("rsa").publicPem.replace(/\n/g, "\\n");
+    expect(oneLine).not.toContain("\n");
+    const { config, problems } = load({ API_KEYS_MCP_JWT_PUBLIC_KEY: oneLine });
+    expect(problems).toEqual([]);
+    expect(config.auth?.keyMaterial.kind).toBe("public-key");
+  });
+
+  it.each([
+    ["PKCS#8 private key", () => pem("rsa").privatePem],
+    ["PKCS#1 RSA private key", () => generateKeyPairSync("rsa", { modulusLength: 2048 }).privateKey.export({ type: "pkcs1", format: "pem" }).toString()],
+    ["SEC1 EC private key", () => generateKeyPairSync("ec", { namedCurve: "prime256v1" }).privateKey.export({ type: "sec1", format: "pem" }).toString()],
+  ])("refuses a %s, without echoing it", (_label, makePem) => {
+    const privatePem = makePem();
+    const body = privatePem.split("\n")[1]!;
+    const { config, problems } = load({ API_KEYS_MCP_JWT_PUBLIC_KEY: privatePem });
+    expect(onlyProblem(problems, "API_KEYS_MCP_JWT_PUBLIC_KEY", [body]).message).toMatch(/private key/);
+    expect(config.auth).toBeUndefined();
+  });
+
+  it.each([
+    ["garbage", "not a pem zq81x"],
+    ["a truncated PEM", "-----BEGIN PUBLIC KEY-----\nMIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEAzq81x\n-----END PUBLIC KEY-----\n"],
+  ])("refuses a malformed PEM (%s)", (_label, value) => {
+    const { config, problems } = load({ API_KEYS_MCP_JWT_PUBLIC_KEY: value });
+    onlyProblem(problems, "API_KEYS_MCP_JWT_PUBLIC_KEY", ["zq81x"]);
+    expect(config.auth).toBeUndefined();
+  });
+
+  it.each([
+    ["EC secp256k1", () => pem("ec", "secp256k1").publicPem],
+    ["X25519 (key agreement, not signing)", () => pem("x25519").publicPem],
+  ])("refuses an unsupported key type: %s", (_label, makePem) => {
+    const { config, problems } = load({ API_KEYS_MCP_JWT_PUBLIC_KEY: makePem() });
+    expect(onlyProblem(problems, "API_KEYS_MCP_JWT_PUBLIC_KEY").message).toMatch(/unsupported/);
+    expect(config.auth).toBeUndefined();
+  });
+
+  // jose refuses RSA keys under 2048 bits at verification time; accepting one here would make
+  // every token fail with ERR_AUTH_INVALID, blaming the token instead of the configuration.
+  it("refuses an RSA public key under 2048 bits, which jose cannot verify with", () => {
+    const weak = generateKeyPairSync("rsa", { modulusLength: 1024 }).publicKey.export({ type: "spki", format: "pem" }).toString();
+    const { config, problems } = load({ API_KEYS_MCP_JWT_PUBLIC_KEY: weak });
+    onlyProblem(problems, "API_KEYS_MCP_JWT_PUBLIC_KEY");
+    expect(config.auth).toBeUndefined();
+  });
+
+  it.each([
+    "https://issuer.example.test/.well-known/jwks.json",
+    "http://127.0.0.1:8080/jwks",
+    "http://localhost/jwks",
+    "http://[::1]:9000/jwks",
+  ])("accepts the JWKS URL %s", (url) => {
+    const { config, problems } = load({ API_KEYS_MCP_JWKS_URL: url });
+    expect(problems).toEqual([]);
+    expect(config.auth?.keyMaterial).toEqual({ kind: "jwks", url: new URL(url) });
+  });
+
+  it.each([
+    "http://issuer.example.test/jwks",
+    "http://127.0.0.1.nip.example.test/jwks",
+    "http://127.0.0.1@issuer.example.test/jwks",
+    "http://10.0.0.5/jwks",
+    "ftp://127.0.0.1/jwks",
+    "file:///etc/jwks.json",
+    "not a url",
+  ])("refuses the JWKS URL %s", (url) => {
+    const { config, problems } = load({ API_KEYS_MCP_JWKS_URL: url });
+    onlyProblem(problems, "API_KEYS_MCP_JWKS_URL");
+    expect(config.auth).toBeUndefined();
+  });
+});
+
+describe("loadConfig database path (S2)", () => {
+  it.each([
+    ["an absolute path", "/var/lib/api-keys/keys.db", "/var/lib/api-keys/keys.db"],
+    ["a path under ~/", "~/data/keys.db", join(HOME, "data", "keys.db")],
+    [":memory:", ":memory:", ":memory:"],
+  ])("accepts %s", (_label, value, expected) => {
+    const { config, problems } = loadWithSecret({ API_KEYS_MCP_DB: value });
+    expect(problems).toEqual([]);
+    expect(config.dbPath).toBe(expected);
+  });
+
+  it.each(["keys.db", "./keys.db", "data/keys.db", "~keys.db"])("refuses the relative path %s and falls back to the default", (value) => {
+    const { config, problems } = loadWithSecret({ API_KEYS_MCP_DB: value });
+    onlyProblem(problems, "API_KEYS_MCP_DB", [value]);
+    expect(config.dbPath).toBe(join(HOME, ".local", "share", "api-keys-mcp", "keys.db"));
+  });
+
+  it.each([
+    ["linux without XDG_DATA_HOME", "linux", {}, join(HOME, ".local", "share", "api-keys-mcp", "keys.db")],
+    ["linux with XDG_DATA_HOME", "linux", { XDG_DATA_HOME: "/xdg/data" }, join("/xdg/data", "api-keys-mcp", "keys.db")],
+    ["linux with a relative XDG_DATA_HOME (ignored)", "linux", { XDG_DATA_HOME: "rel/data" }, join(HOME, ".local", "share", "api-keys-mcp", "keys.db")],
+    ["darwin", "darwin", { XDG_DATA_HOME: "/xdg/data" }, join(HOME, "Library", "Application Support", "api-keys-mcp", "keys.db")],
+    ["win32 with APPDATA", "win32", { APPDATA: "C:\\Users\\tester\\AppData\\Roaming" }, join("C:\\Users\\tester\\AppData\\Roaming", "api-keys-mcp", "keys.db")],
+    ["win32 without APPDATA", "win32", {}, join(HOME, "AppData", "Roaming", "api-keys-mcp", "keys.db")],
+  ] as const)("defaults to the per-user data directory on %s", (_label, platform, env, expected) => {
+    const { config, problems } = loadWithSecret(env, platform);
+    expect(problems).toEqual([]);
+    expect(config.dbPath).toBe(expected);
+  });
+});
+
+describe("a misconfigured server still starts and answers ERR_CONFIG (E3)", () => {
+  const KEY_ID = "key_AAAAAAAAAAAAAAAAAAAA";
+  const CALLS: [string, Record<string, unknown>][] = [
+    ["create_api_key", { name: "config check" }],
+    ["list_api_keys", {}],
+    ["get_api_key", { key_id: KEY_ID }],
+    ["update_api_key", { key_id: KEY_ID, name: "renamed" }],
+    ["delete_api_key", { key_id: KEY_ID }],
+  ];
+
+  let server: TestServer | undefined;
+  afterEach(async () => {
+    await server?.close();
+    server = undefined;
+  });
+
+  async function expectConfigErrorEverywhere(variable: string, secrets: string[] = []): Promise<void> {
+    const { tools } = await server!.client.listTools();
+    expect(tools.map((tool) => tool.name).sort()).toEqual(CALLS.map(([name]) => name).sort());
+    const token = await merchantToken("merchant_a", "user_a");
+    for (const [name, args] of CALLS) {
+      for (const withToken of [false, true]) {
+        const outcome = await server!.call(name, withToken ? { ...args, token } : args);
+        expect(outcome.ok ? "OK" : outcome.code, `${name} answers ERR_CONFIG`).toBe("ERR_CONFIG");
+        if (outcome.ok) continue;
+        expect(outcome.text.startsWith("ERR_CONFIG: ")).toBe(true);
+        expect(outcome.text).toContain(variable);
+        expect(outcome.text).not.toContain(token);
+        for (const secret of secrets) expect(outcome.text).not.toContain(secret);
+      }
+    }
+    expect(server!.db).toBeNull();
+  }
+
+  it("names API_KEYS_MCP_JWT_SECRET from every tool when no verification key is set", async () => {
+    server = await startTestServer({ env: { API_KEYS_MCP_JWT_SECRET: undefined } });
+    await expectConfigErrorEverywhere("API_KEYS_MCP_JWT_SECRET");
+  });
+
+  it("names API_KEYS_MCP_JWT_SECRET, without its value, when the secret is too short", async () => {
+    const secret = "too-short-zq81x";
+    server = await startTestServer({ env: { API_KEYS_MCP_JWT_SECRET: secret } });
+    await expectConfigErrorEverywhere("API_KEYS_MCP_JWT_SECRET", [secret]);
+  });
+
+  it("names API_KEYS_MCP_JWT_PUBLIC_KEY when it holds a malformed PEM", async () => {
+    server = await startTestServer({ env: { API_KEYS_MCP_JWT_SECRET: undefined, API_KEYS_MCP_JWT_PUBLIC_KEY: "not a pem zq81x" } });
+    await expectConfigErrorEverywhere("API_KEYS_MCP_JWT_PUBLIC_KEY", ["zq81x"]);
+  });
+
+  it("names an invalid setting other than the key material", async () => {
+    server = await startTestServer({ env: { API_KEYS_MCP_RATE_LIMIT_READ: "lots-zq81x" } });
+    await expectConfigErrorEverywhere("API_KEYS_MCP_RATE_LIMIT_READ", ["zq81x"]);
+  });
+});

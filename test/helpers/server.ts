@@ -1,0 +1,109 @@
+import { readFileSync } from "node:fs";
+import { readFile } from "node:fs/promises";
+import { Client } from "@modelcontextprotocol/sdk/client/index.js";
+import { InMemoryTransport } from "@modelcontextprotocol/sdk/inMemory.js";
+import type Database from "better-sqlite3";
+import { loadConfig } from "../../src/config.js";
+import { createLogger } from "../../src/log.js";
+import { createServer } from "../../src/server.js";
+import { createServices } from "../../src/services.js";
+import { openDatabase } from "../../src/store/database.js";
+import { TEST_SECRET } from "./tokens.js";
+
+/** A clock tests move by hand. Starts at the real time, so tokens minted now are valid. */
+export interface TestClock {
+  (): number;
+  advance(ms: number): void;
+  set(ms: number): void;
+}
+
+export function testClock(start = Date.now()): TestClock {
+  let now = start;
+  const clock = (() => now) as TestClock;
+  clock.advance = (ms) => {
+    now += ms;
+  };
+  clock.set = (ms) => {
+    now = ms;
+  };
+  return clock;
+}
+
+export type CallOutcome =
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- tests read fields they assert on
+  | { ok: true; data: any; texts: string[] }
+  | { ok: false; code: string; text: string };
+
+export interface TestServer {
+  client: Client;
+  /** The server's database handle, for looking behind the tools. Null if it never opened. */
+  db: Database.Database | null;
+  clock: TestClock;
+  /** Every stderr log line, parsed. */
+  logs: Record<string, unknown>[];
+  /** Every stderr log line, as written. */
+  rawLogs: string[];
+  call(name: string, args?: Record<string, unknown>): Promise<CallOutcome>;
+  close(): Promise<void>;
+}
+
+export interface TestServerOptions {
+  /** Environment for loadConfig; by default the HMAC test secret and an in-memory database. */
+  env?: Record<string, string | undefined>;
+  clock?: TestClock;
+}
+
+/**
+ * The real server (config, services, SQLite with its migrations, jose) connected to a real MCP
+ * client through an in-memory transport pair.
+ */
+export async function startTestServer(options: TestServerOptions = {}): Promise<TestServer> {
+  const clock = options.clock ?? testClock();
+  const env = { API_KEYS_MCP_JWT_SECRET: TEST_SECRET, API_KEYS_MCP_DB: ":memory:", ...options.env };
+  const { config, problems } = loadConfig({ env, platform: "linux", homedir: "/nonexistent-home", readFile: (p) => readFileSync(p, "utf8") });
+  const rawLogs: string[] = [];
+  const logger = createLogger({ level: "debug", write: (line) => rawLogs.push(line), clock });
+  let db: Database.Database | null = null;
+  const services = createServices({
+    config,
+    problems,
+    logger,
+    clock,
+    readTokenFile: (path) => readFile(path, "utf8"),
+    openDb: (path) => (db = openDatabase(path)),
+  });
+  const { server, close } = createServer({ services, logger, clock, version: "0.0.0-test" });
+  const [clientTransport, serverTransport] = InMemoryTransport.createLinkedPair();
+  const client = new Client({ name: "test-client", version: "0.0.0" });
+  await server.connect(serverTransport);
+  await client.connect(clientTransport);
+
+  return {
+    client,
+    get db() {
+      return db;
+    },
+    clock,
+    get logs() {
+      return rawLogs.map((line) => JSON.parse(line) as Record<string, unknown>);
+    },
+    rawLogs,
+    call: (name, args = {}) => callTool(client, name, args),
+    async close() {
+      await client.close();
+      await close();
+    },
+  };
+}
+
+/** Calls a tool and splits the result into data or a coded error. */
+export async function callTool(client: Client, name: string, args: Record<string, unknown> = {}): Promise<CallOutcome> {
+  const result = await client.callTool({ name, arguments: args });
+  const texts = (result.content as { type: string; text: string }[]).map((part) => part.text);
+  if (result.isError) {
+    const text = texts.join("\n");
+    const code = /^(ERR_[A-Z_]+|MCP error -?\d+)/.exec(text)?.[1] ?? "UNCODED";
+    return { ok: false, code, text };
+  }
+  return { ok: true, data: result.structuredContent, texts };
+}

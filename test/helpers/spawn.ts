@@ -1,0 +1,89 @@
+import { spawn, type ChildProcessWithoutNullStreams } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { Client } from "@modelcontextprotocol/sdk/client/index.js";
+import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js";
+import { callTool, type CallOutcome } from "./server.js";
+
+/** The built entry point, as `npx api-keys-mcp` or a host's `node …/dist/src/index.js` runs it. */
+export const SERVER_ENTRY = fileURLToPath(new URL("../../dist/src/index.js", import.meta.url));
+
+/** A fresh temporary directory, removed by the returned cleanup. */
+export function tempDir(prefix = "api-keys-mcp-test-"): { path: string; remove: () => void } {
+  const path = mkdtempSync(join(tmpdir(), prefix));
+  return { path, remove: () => rmSync(path, { recursive: true, force: true }) };
+}
+
+export interface SpawnedClient {
+  client: Client;
+  /** stderr lines so far. */
+  stderr: string[];
+  call(name: string, args?: Record<string, unknown>): Promise<CallOutcome>;
+  close(): Promise<void>;
+}
+
+/** Spawns the built server the way an MCP host does and connects a real client over stdio. */
+export async function spawnClient(env: Record<string, string>, cwd?: string): Promise<SpawnedClient> {
+  const transport = new StdioClientTransport({ command: process.execPath, args: [SERVER_ENTRY], env, cwd, stderr: "pipe" });
+  const stderr: string[] = [];
+  let partial = "";
+  transport.stderr?.on("data", (chunk: Buffer) => {
+    const lines = (partial + chunk.toString("utf8")).split("\n");
+    partial = lines.pop() ?? "";
+    stderr.push(...lines);
+  });
+  const client = new Client({ name: "spawn-test", version: "0.0.0" });
+  await client.connect(transport);
+  return { client, stderr, call: (name, args = {}) => callTool(client, name, args), close: () => client.close() };
+}
+
+export interface RawServer {
+  child: ChildProcessWithoutNullStreams;
+  stdoutLines: string[];
+  stderrLines: string[];
+  /** Writes one line (a newline is added) to the server's stdin. */
+  send(line: string): void;
+  /** Resolves with the JSON-RPC response carrying `id`. */
+  response(id: number | string, timeoutMs?: number): Promise<Record<string, unknown>>;
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+}
+
+/** Spawns the built server with raw pipes, to look at exactly what it writes where. */
+export function spawnRaw(env: Record<string, string>, cwd?: string): RawServer {
+  const child = spawn(process.execPath, [SERVER_ENTRY], { env: { PATH: process.env.PATH ?? "", ...env }, cwd });
+  const stdoutLines: string[] = [];
+  const stderrLines: string[] = [];
+  const split = (target: string[]) => {
+    let partial = "";
+    return (chunk: Buffer) => {
+      const lines = (partial + chunk.toString("utf8")).split("\n");
+      partial = lines.pop() ?? "";
+      target.push(...lines);
+    };
+  };
+  child.stdout.on("data", split(stdoutLines));
+  child.stderr.on("data", split(stderrLines));
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    child.on("exit", (code, signal) => resolve({ code, signal })),
+  );
+  return {
+    child,
+    stdoutLines,
+    stderrLines,
+    exited,
+    send: (line) => child.stdin.write(`${line}\n`),
+    async response(id, timeoutMs = 10_000) {
+      const deadline = Date.now() + timeoutMs;
+      for (;;) {
+        for (const line of stdoutLines) {
+          const message = JSON.parse(line) as Record<string, unknown>;
+          if (message.id === id) return message;
+        }
+        if (Date.now() > deadline) throw new Error(`no response with id ${id} within ${timeoutMs} ms`);
+        await new Promise((resolve) => setTimeout(resolve, 10));
+      }
+    },
+  };
+}

@@ -1,0 +1,334 @@
+import { readFileSync } from "node:fs";
+import { readFile } from "node:fs/promises";
+import { join } from "node:path";
+import { Client } from "@modelcontextprotocol/sdk/client/index.js";
+import { InMemoryTransport } from "@modelcontextprotocol/sdk/inMemory.js";
+import Database from "better-sqlite3";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { loadConfig } from "../../src/config.js";
+import { createLogger } from "../../src/log.js";
+import { createServer } from "../../src/server.js";
+import { createServices } from "../../src/services.js";
+import { openDatabase } from "../../src/store/database.js";
+import { encodeCursor } from "../../src/store/cursor.js";
+import { migrate, SchemaTooNewError } from "../../src/store/migrate.js";
+import { MIGRATIONS } from "../../src/store/migrations/index.js";
+import { SqliteKeyRepository } from "../../src/store/sqlite-repository.js";
+import { callTool, testClock } from "../helpers/server.js";
+import { spawnClient, tempDir } from "../helpers/spawn.js";
+import { merchantToken, TEST_SECRET } from "../helpers/tokens.js";
+
+const LATEST = 10;
+const A_KEY_ID = "key_AAAAAAAAAAAAAAAAAAAA";
+
+/** Every schema object, in a stable order; the SQL too, so "unchanged" means byte for byte. */
+function schemaOf(db: Database.Database): { type: string; name: string; tbl_name: string; sql: string | null }[] {
+  return db
+    .prepare("SELECT type, name, tbl_name, sql FROM sqlite_schema ORDER BY type, name")
+    .all() as { type: string; name: string; tbl_name: string; sql: string | null }[];
+}
+
+function userVersion(db: Database.Database): number {
+  return db.pragma("user_version", { simple: true }) as number;
+}
+
+/** A database file whose user_version is ahead of this code. */
+function writeFutureDatabase(path: string, version = LATEST + 1): void {
+  const raw = new Database(path);
+  raw.exec("CREATE TABLE from_the_future (x INTEGER)");
+  raw.pragma(`user_version = ${version}`);
+  raw.close();
+}
+
+const newKey = (n: number) => ({
+  keyId: `key_${String(n).padStart(20, "0")}`,
+  name: `key ${n}`,
+  description: null,
+  type: "secret" as const,
+  environment: "test" as const,
+  prefix: "sk_test_abcd",
+  hash: String(n).padStart(64, "0"),
+  hashVersion: 1,
+  expiresAt: null,
+});
+
+describe("migrations (S1)", () => {
+  let dir: ReturnType<typeof tempDir>;
+  let file: string;
+  const open: Database.Database[] = [];
+  beforeEach(() => {
+    dir = tempDir();
+    file = join(dir.path, "keys.db");
+  });
+  afterEach(() => {
+    for (const db of open.splice(0)) if (db.open) db.close();
+    dir.remove();
+  });
+  const track = (db: Database.Database) => {
+    open.push(db);
+    return db;
+  };
+
+  it("knows 10 as its latest schema version", () => {
+    expect(MIGRATIONS.map((m) => m.version)).toEqual([LATEST]);
+  });
+
+  it("creates the tables, indexes and triggers on a fresh file and records the latest version", () => {
+    const db = track(openDatabase(file));
+    expect(userVersion(db)).toBe(LATEST);
+    expect(schemaOf(db).map(({ type, name, tbl_name }) => [type, name, tbl_name])).toEqual([
+      ["index", "api_keys_by_tenant", "api_keys"],
+      ["index", "sqlite_autoindex_api_keys_1", "api_keys"],
+      ["index", "sqlite_autoindex_api_keys_2", "api_keys"],
+      ["index", "sqlite_autoindex_audit_events_1", "audit_events"],
+      ["table", "api_keys", "api_keys"],
+      ["table", "audit_events", "audit_events"],
+      ["trigger", "audit_events_no_delete", "audit_events"],
+      ["trigger", "audit_events_no_update", "audit_events"],
+    ]);
+    const indexed = (index: string) => (db.pragma(`index_info(${index})`) as { name: string }[]).map((c) => c.name);
+    expect(indexed("api_keys_by_tenant")).toEqual(["tenant_id", "seq"]);
+    expect(indexed("sqlite_autoindex_api_keys_1")).toEqual(["key_id"]);
+    expect(indexed("sqlite_autoindex_api_keys_2")).toEqual(["key_hash"]);
+    expect(indexed("sqlite_autoindex_audit_events_1")).toEqual(["event_id"]);
+  });
+
+  it("is a no-op when run again, in the same connection and on reopening the file", async () => {
+    const db = track(openDatabase(file));
+    const repo = new SqliteKeyRepository(db, testClock(1_700_000_000_000));
+    await repo.createKey({ tenantId: "t", subject: "s" }, newKey(1));
+    const schema = schemaOf(db);
+
+    expect(migrate(db)).toEqual({ from: LATEST, to: LATEST });
+    expect(schemaOf(db)).toEqual(schema);
+    db.close();
+
+    const again = track(openDatabase(file));
+    expect(userVersion(again)).toBe(LATEST);
+    expect(schemaOf(again)).toEqual(schema);
+    expect(again.prepare("SELECT key_id FROM api_keys").pluck().all()).toEqual([newKey(1).keyId]);
+    expect(again.prepare("SELECT COUNT(*) FROM audit_events").pluck().get()).toBe(1);
+  });
+
+  it("applies only the steps newer than the recorded version", () => {
+    const db = track(openDatabase(file));
+    const next = [...MIGRATIONS, { version: 20, name: "next", sql: "CREATE TABLE next_step (x INTEGER);" }];
+    expect(migrate(db, next)).toEqual({ from: LATEST, to: 20 });
+    expect(userVersion(db)).toBe(20);
+    expect(db.prepare("SELECT name FROM sqlite_schema WHERE name = 'next_step'").pluck().get()).toBe("next_step");
+    // The initial step did not run again (it would fail on the existing tables).
+    expect(migrate(db, next)).toEqual({ from: 20, to: 20 });
+  });
+
+  it("rolls a failing step back completely: no half schema, version unchanged", () => {
+    const db = track(openDatabase(file));
+    const broken = [...MIGRATIONS, { version: 20, name: "broken", sql: "CREATE TABLE half_done (x INTEGER); INSERT INTO no_such_table VALUES (1);" }];
+    expect(() => migrate(db, broken)).toThrow(/no such table/);
+    expect(userVersion(db)).toBe(LATEST);
+    expect(db.prepare("SELECT COUNT(*) FROM sqlite_schema WHERE name = 'half_done'").pluck().get()).toBe(0);
+  });
+
+  it("refuses a database newer than the code with SchemaTooNewError and a clear message", () => {
+    writeFutureDatabase(file, 11);
+    let thrown: unknown;
+    try {
+      track(openDatabase(file));
+    } catch (error) {
+      thrown = error;
+    }
+    expect(thrown).toBeInstanceOf(SchemaTooNewError);
+    const error = thrown as SchemaTooNewError;
+    expect(error.found).toBe(11);
+    expect(error.supported).toBe(LATEST);
+    expect(error.message).toBe(
+      "the database has schema version 11, newer than this api-keys-mcp supports (10); upgrade api-keys-mcp, or point API_KEYS_MCP_DB at another file",
+    );
+
+    // Nothing of this version's schema was written into the newer file.
+    const raw = track(new Database(file, { readonly: true }));
+    expect(userVersion(raw)).toBe(11);
+    expect(schemaOf(raw).map((o) => o.name)).toEqual(["from_the_future"]);
+  });
+
+  it("refuses a newer schema also through migrate() on an open connection", () => {
+    const db = track(new Database(":memory:"));
+    db.pragma("user_version = 99");
+    expect(() => migrate(db)).toThrow(SchemaTooNewError);
+    expect(userVersion(db)).toBe(99);
+  });
+
+  it("answers every tool call with ERR_CONFIG, without a file path, when wired through createServices", async () => {
+    writeFutureDatabase(file);
+    const env = { API_KEYS_MCP_JWT_SECRET: TEST_SECRET, API_KEYS_MCP_DB: file, API_KEYS_MCP_TOKEN: await merchantToken("m_future") };
+    const { config, problems } = loadConfig({ env, platform: "linux", homedir: dir.path, readFile: (p) => readFileSync(p, "utf8") });
+    const logs: string[] = [];
+    const logger = createLogger({ level: "debug", write: (line) => logs.push(line) });
+    const clock = testClock();
+    const services = createServices({ config, problems, logger, clock, readTokenFile: (p) => readFile(p, "utf8") });
+    const { server, close } = createServer({ services, logger, clock, version: "0.0.0-test" });
+    const [clientSide, serverSide] = InMemoryTransport.createLinkedPair();
+    const client = new Client({ name: "migrations-test", version: "0.0.0" });
+    await server.connect(serverSide);
+    await client.connect(clientSide);
+    try {
+      const outcome = await callTool(client, "list_api_keys", {});
+      expect(outcome).toEqual({
+        ok: false,
+        code: "ERR_CONFIG",
+        text: "ERR_CONFIG: The key database was written by a newer version of api-keys-mcp. Ask the operator to upgrade api-keys-mcp, or to set API_KEYS_MCP_DB to another file.",
+      });
+      // The operator finds the detail, path included, in the log.
+      const failure = logs.map((line) => JSON.parse(line) as Record<string, unknown>).find((l) => l.msg === "database_open_failed");
+      expect(failure?.path).toBe(file);
+      expect((failure?.error as { name?: string } | undefined)?.name).toBe("SchemaTooNewError");
+    } finally {
+      await client.close();
+      await close();
+    }
+  });
+
+  it("makes a spawned server answer ERR_CONFIG to every tool, naming no path", async () => {
+    writeFutureDatabase(file);
+    const server = await spawnClient({
+      API_KEYS_MCP_JWT_SECRET: TEST_SECRET,
+      API_KEYS_MCP_DB: file,
+      API_KEYS_MCP_TOKEN: await merchantToken("m_future"),
+    });
+    try {
+      const calls: [string, Record<string, unknown>][] = [
+        ["create_api_key", { name: "x" }],
+        ["list_api_keys", {}],
+        ["get_api_key", { key_id: A_KEY_ID }],
+        ["update_api_key", { key_id: A_KEY_ID, name: "y" }],
+        ["delete_api_key", { key_id: A_KEY_ID }],
+      ];
+      for (const [tool, args] of calls) {
+        const outcome = await server.call(tool, args);
+        expect(outcome.ok, tool).toBe(false);
+        if (outcome.ok) continue;
+        expect(outcome.code, tool).toBe("ERR_CONFIG");
+        expect(outcome.text, tool).toContain("newer version of api-keys-mcp");
+        expect(outcome.text, tool).not.toContain(dir.path);
+        expect(outcome.text, tool).not.toMatch(/\/[\w.-]+\/[\w.-]+/);
+      }
+    } finally {
+      await server.close();
+    }
+    const raw = track(new Database(file, { readonly: true }));
+    expect(userVersion(raw)).toBe(LATEST + 1);
+    expect(schemaOf(raw).map((o) => o.name)).toEqual(["from_the_future"]);
+  });
+});
+
+describe("connection settings (S1)", () => {
+  let dir: ReturnType<typeof tempDir>;
+  let db: Database.Database | undefined;
+  beforeEach(() => {
+    dir = tempDir();
+  });
+  afterEach(() => {
+    if (db?.open) db.close();
+    db = undefined;
+    dir.remove();
+  });
+
+  it("opens a file database in WAL mode with foreign keys on, NORMAL sync and a 5 s busy timeout", () => {
+    db = openDatabase(join(dir.path, "keys.db"));
+    expect(db.pragma("journal_mode", { simple: true })).toBe("wal");
+    expect(db.pragma("foreign_keys", { simple: true })).toBe(1);
+    expect(db.pragma("busy_timeout", { simple: true })).toBe(5000);
+    expect(db.pragma("synchronous", { simple: true })).toBe(1);
+  });
+
+  it("takes the busy timeout from the options", () => {
+    db = openDatabase(join(dir.path, "keys.db"), { busyTimeoutMs: 1234 });
+    expect(db.pragma("busy_timeout", { simple: true })).toBe(1234);
+  });
+
+  it("keeps WAL mode in the file, so another connection sees it too", () => {
+    const path = join(dir.path, "keys.db");
+    openDatabase(path).close();
+    db = new Database(path, { readonly: true });
+    expect(db.pragma("journal_mode", { simple: true })).toBe("wal");
+  });
+});
+
+describe("audit table is append-only (S3)", () => {
+  let db: Database.Database;
+  beforeEach(async () => {
+    db = openDatabase(":memory:");
+    const repo = new SqliteKeyRepository(db, testClock(1_700_000_000_000));
+    await repo.createKey({ tenantId: "t", subject: "s" }, newKey(1));
+  });
+  afterEach(() => db.close());
+
+  const snapshot = () => db.prepare("SELECT * FROM audit_events ORDER BY seq").all();
+
+  it("refuses UPDATE", () => {
+    const before = snapshot();
+    expect(before).toHaveLength(1);
+    expect(() => db.prepare("UPDATE audit_events SET action = 'api_key.tampered'").run()).toThrow("audit_events is append-only");
+    expect(() => db.prepare("UPDATE audit_events SET changes = NULL WHERE seq = 1").run()).toThrow("audit_events is append-only");
+    expect(snapshot()).toEqual(before);
+  });
+
+  it("refuses DELETE", () => {
+    const before = snapshot();
+    expect(() => db.prepare("DELETE FROM audit_events").run()).toThrow("audit_events is append-only");
+    expect(() => db.prepare("DELETE FROM audit_events WHERE seq = 1").run()).toThrow("audit_events is append-only");
+    expect(snapshot()).toEqual(before);
+  });
+
+  it("still accepts INSERT", () => {
+    db.prepare("INSERT INTO audit_events (event_id, occurred_at, action, outcome) VALUES ('evt_x', 1, 'auth.denied', 'denied')").run();
+    expect(snapshot()).toHaveLength(2);
+  });
+});
+
+describe("query plans use the indexes", () => {
+  let db: Database.Database;
+  let repo: SqliteKeyRepository;
+  const prepared: string[] = [];
+
+  beforeEach(async () => {
+    db = openDatabase(":memory:");
+    // Record the SQL the repository prepares (the real statements run unchanged), so the plans
+    // below are those of the repository's own queries, not of copies that could drift.
+    const prepare = db.prepare.bind(db);
+    db.prepare = ((source: string) => {
+      prepared.push(source);
+      return prepare(source);
+    }) as typeof db.prepare;
+    repo = new SqliteKeyRepository(db, testClock(1_700_000_000_000));
+    for (let n = 0; n < 30; n++) await repo.createKey({ tenantId: n % 2 ? "t1" : "t2", subject: "s" }, newKey(n));
+  });
+  afterEach(() => {
+    prepared.length = 0;
+    db.close();
+  });
+
+  const planOf = (source: string, params: Record<string, unknown> | unknown[]) =>
+    (db.prepare(`EXPLAIN QUERY PLAN ${source}`).all(params) as { detail: string }[]).map((row) => row.detail);
+
+  const listParams = { tenantId: "t1", after: 10, environment: "test", type: "secret", now: 1_700_000_000_000, limit: 21 };
+
+  it("gets one key through the key_id unique index", async () => {
+    await repo.getKey("t1", newKey(1).keyId);
+    const select = prepared.filter((s) => /^SELECT[\s\S]*WHERE key_id = \?/.test(s));
+    expect(select).toHaveLength(1);
+    expect(planOf(select[0]!, [newKey(1).keyId, "t1"])).toEqual(["SEARCH api_keys USING INDEX sqlite_autoindex_api_keys_1 (key_id=?)"]);
+  });
+
+  it.each([
+    ["first page", { limit: 20 }, "SEARCH api_keys USING INDEX api_keys_by_tenant (tenant_id=?)"],
+    ["later page", { limit: 20, cursor: "" }, "SEARCH api_keys USING INDEX api_keys_by_tenant (tenant_id=? AND seq<?)"],
+    ["filtered page", { limit: 20, cursor: "", status: "active", environment: "live", type: "publishable" }, "SEARCH api_keys USING INDEX api_keys_by_tenant (tenant_id=? AND seq<?)"],
+    ["revoked, all", { limit: 20, status: "all" }, "SEARCH api_keys USING INDEX api_keys_by_tenant (tenant_id=?)"],
+  ] as const)("lists a %s through api_keys_by_tenant, with no sort step and no scan", async (_label, query, expected) => {
+    prepared.length = 0;
+    await repo.listKeys("t1", { ...query, ...("cursor" in query ? { cursor: encodeCursor(10) } : {}) });
+    const select = prepared.filter((s) => /FROM api_keys\s+WHERE tenant_id = @tenantId/.test(s));
+    expect(select).toHaveLength(1);
+    expect(planOf(select[0]!, listParams)).toEqual([expected]);
+  });
+});

@@ -1,0 +1,607 @@
+import type Database from "better-sqlite3";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { AppError } from "../../src/errors.js";
+import type { Environment, KeyType } from "../../src/keys/format.js";
+import { newKeyId } from "../../src/keys/ids.js";
+import { issueApiKey } from "../../src/keys/secret.js";
+import { openDatabase } from "../../src/store/database.js";
+import type { Actor, KeyRecord, KeyRepository, ListKeysQuery, NewKey } from "../../src/store/repository.js";
+import { SqliteKeyRepository } from "../../src/store/sqlite-repository.js";
+import { testClock, type TestClock } from "../helpers/server.js";
+
+/** 2030-01-01T00:00:00.000Z: a fixed start, so every timestamp below is exact. */
+const T0 = Date.UTC(2030, 0, 1);
+const iso = (ms: number) => new Date(ms).toISOString();
+
+const KEY_RECORD_FIELDS = [
+  "keyId",
+  "tenantId",
+  "name",
+  "description",
+  "type",
+  "environment",
+  "prefix",
+  "createdAt",
+  "updatedAt",
+  "expiresAt",
+  "revokedAt",
+  "lastUsedAt",
+  "usageCount",
+  "createdBy",
+] as const;
+
+/** The KeyRecord fields of a record, whatever else a backend attaches. */
+function record(value: KeyRecord | undefined): KeyRecord | undefined {
+  if (value === undefined) return undefined;
+  return Object.fromEntries(KEY_RECORD_FIELDS.map((field) => [field, value[field]])) as unknown as KeyRecord;
+}
+
+interface AuditRow {
+  eventId: string;
+  occurredAt: number;
+  action: string;
+  outcome: string;
+  tenantId: string | null;
+  actor: string | null;
+  keyId: string | null;
+  tool: string | null;
+  reason: string | null;
+  changes: Record<string, { from: unknown; to: unknown }> | null;
+}
+
+/**
+ * What the contract needs from a backend besides the repository: a clock it can move, a look
+ * at the stored audit rows and key count, and a way to make the database itself refuse a write
+ * (so atomicity is tested where it lives, inside the backend's transaction).
+ */
+interface ContractFixture {
+  repo: KeyRepository;
+  clock: TestClock;
+  /** Audit rows in the order they were written, `changes` parsed. */
+  auditRows(): Promise<AuditRow[]>;
+  /** Everything stored in the audit table, as text, to search for secrets. */
+  auditDump(): Promise<string>;
+  /** Rows in the keys table, of every tenant and status. */
+  keyCount(): Promise<number>;
+  /** Makes the database refuse every write of that kind until the returned undo is called. */
+  refuse(write: "audit insert" | "key insert" | "key update"): Promise<() => Promise<void>>;
+  close(): Promise<void>;
+}
+
+const ALICE: Actor = { tenantId: "merchant_a", subject: "alice" };
+const MALLORY: Actor = { tenantId: "merchant_b", subject: "mallory" };
+
+interface KeyOptions {
+  name?: string;
+  description?: string | null;
+  type?: KeyType;
+  environment?: Environment;
+  expiresAt?: number | null;
+}
+
+/** A new key as the create tool builds it: real id, real plaintext hashed, real prefix. */
+function newKey(options: KeyOptions = {}): NewKey {
+  const type = options.type ?? "secret";
+  const environment = options.environment ?? "test";
+  const issued = issueApiKey(type, environment);
+  return {
+    keyId: newKeyId(),
+    name: options.name ?? "checkout",
+    description: options.description === undefined ? null : options.description,
+    type,
+    environment,
+    prefix: issued.prefix,
+    hash: issued.hash,
+    hashVersion: issued.hashVersion,
+    expiresAt: options.expiresAt === undefined ? null : options.expiresAt,
+  };
+}
+
+/**
+ * The KeyRepository contract (S5). Backend-neutral: a PostgreSQL backend (H2) runs the same
+ * suite by calling this with its own fixture. Kept in this file because test files must not
+ * import each other; move it to test/helpers when a second backend arrives.
+ */
+function describeKeyRepositoryContract(backend: string, setup: () => Promise<ContractFixture>): void {
+  describe(`KeyRepository contract: ${backend}`, () => {
+    let f: ContractFixture;
+    let repo: KeyRepository;
+    let clock: TestClock;
+    beforeEach(async () => {
+      f = await setup();
+      repo = f.repo;
+      clock = f.clock;
+    });
+    afterEach(() => f.close());
+
+    const create = (actor: Actor = ALICE, options: KeyOptions = {}) => repo.createKey(actor, newKey(options));
+    const listIds = async (tenant: string, query: Partial<ListKeysQuery> = {}) =>
+      (await repo.listKeys(tenant, { limit: 100, ...query })).keys.map((k) => k.keyId);
+
+    describe("create and get", () => {
+      it("stores the key and returns it as a record of the actor's tenant", async () => {
+        const input = newKey({ name: "payments", description: "server side", type: "publishable", environment: "live", expiresAt: T0 + 5000 });
+        const created = await repo.createKey(ALICE, input);
+        const expected: KeyRecord = {
+          keyId: input.keyId,
+          tenantId: "merchant_a",
+          name: "payments",
+          description: "server side",
+          type: "publishable",
+          environment: "live",
+          prefix: input.prefix,
+          createdAt: T0,
+          updatedAt: T0,
+          expiresAt: T0 + 5000,
+          revokedAt: null,
+          lastUsedAt: null,
+          usageCount: 0,
+          createdBy: "alice",
+        };
+        expect(record(created)).toEqual(expected);
+        expect(record(await repo.getKey("merchant_a", input.keyId))).toEqual(expected);
+        expect(await f.keyCount()).toBe(1);
+      });
+
+      it("answers undefined for an unknown key id", async () => {
+        await create();
+        expect(await repo.getKey("merchant_a", newKeyId())).toBeUndefined();
+      });
+
+      it("writes exactly one api_key.created audit row holding the new values, never the hash", async () => {
+        const input = newKey({ name: "payments", description: "d", expiresAt: T0 + 1000 });
+        await repo.createKey(ALICE, input);
+        const rows = await f.auditRows();
+        expect(rows).toEqual([
+          {
+            eventId: expect.stringMatching(/^evt_[0-9A-Za-z]{20}$/),
+            occurredAt: T0,
+            action: "api_key.created",
+            outcome: "success",
+            tenantId: "merchant_a",
+            actor: "alice",
+            keyId: input.keyId,
+            tool: null,
+            reason: null,
+            changes: {
+              name: { from: null, to: "payments" },
+              description: { from: null, to: "d" },
+              type: { from: null, to: "secret" },
+              environment: { from: null, to: "test" },
+              prefix: { from: null, to: input.prefix },
+              expires_at: { from: null, to: iso(T0 + 1000) },
+            },
+          },
+        ]);
+        expect(await f.auditDump()).not.toContain(input.hash);
+      });
+
+      it("refuses a duplicate hash or key id and then leaves neither row nor audit", async () => {
+        const first = newKey();
+        await repo.createKey(ALICE, first);
+        await expect(repo.createKey(ALICE, { ...newKey(), hash: first.hash })).rejects.toThrow();
+        await expect(repo.createKey(MALLORY, { ...newKey(), keyId: first.keyId })).rejects.toThrow();
+        expect(await f.keyCount()).toBe(1);
+        expect((await f.auditRows()).map((r) => r.action)).toEqual(["api_key.created"]);
+      });
+    });
+
+    describe("tenant scoping (A5)", () => {
+      it("answers another tenant's key exactly like a missing one, and leaves it untouched", async () => {
+        const key = await create(ALICE, { name: "alice's" });
+        const before = record(await repo.getKey("merchant_a", key.keyId));
+        const audit = await f.auditRows();
+
+        expect(await repo.getKey("merchant_b", key.keyId)).toBeUndefined();
+        expect(await listIds("merchant_b", { status: "all" })).toEqual([]);
+        expect(await repo.updateKey(MALLORY, key.keyId, { name: "pwned", description: "x", expiresAt: T0 + 1 })).toEqual({ ok: false, reason: "NOT_FOUND" });
+        expect(await repo.revokeKey(MALLORY, key.keyId)).toEqual({ ok: false, reason: "NOT_FOUND" });
+
+        expect(record(await repo.getKey("merchant_a", key.keyId))).toEqual(before);
+        expect(await f.auditRows()).toEqual(audit);
+      });
+
+      it("lists only the caller's tenant", async () => {
+        const a1 = await create(ALICE);
+        const b1 = await create(MALLORY);
+        const a2 = await create(ALICE);
+        expect(await listIds("merchant_a")).toEqual([a2.keyId, a1.keyId]);
+        expect(await listIds("merchant_b")).toEqual([b1.keyId]);
+        expect(await listIds("merchant_c")).toEqual([]);
+      });
+
+      it("pages only the caller's keys even with another tenant's cursor", async () => {
+        const alices = [];
+        for (let i = 0; i < 4; i++) {
+          alices.push((await create(ALICE)).keyId);
+          await create(MALLORY);
+        }
+        const cursor = (await repo.listKeys("merchant_b", { limit: 2 })).nextCursor!;
+        const page = await repo.listKeys("merchant_a", { limit: 100, cursor });
+        expect(page.keys.every((k) => k.tenantId === "merchant_a")).toBe(true);
+        expect(page.keys.map((k) => k.keyId)).toEqual(alices.slice(0, 3).reverse());
+      });
+    });
+
+    describe("list order and pagination (T2)", () => {
+      it("lists in exact reverse creation order when every key shares one millisecond", async () => {
+        const ids: string[] = [];
+        for (let i = 0; i < 40; i++) ids.push((await create(i % 3 ? ALICE : MALLORY)).keyId);
+        const alices = ids.filter((_, i) => i % 3 !== 0);
+        expect(await listIds("merchant_a")).toEqual([...alices].reverse());
+        expect(clock()).toBe(T0);
+      });
+
+      it("walks several pages with no duplicate and no gap, and ends with a null cursor", async () => {
+        const ids: string[] = [];
+        for (let i = 0; i < 23; i++) ids.push((await create()).keyId);
+        const pages: string[][] = [];
+        let cursor: string | undefined;
+        for (;;) {
+          const page = await repo.listKeys("merchant_a", { limit: 5, ...(cursor === undefined ? {} : { cursor }) });
+          pages.push(page.keys.map((k) => k.keyId));
+          if (page.nextCursor === null) break;
+          cursor = page.nextCursor;
+          expect(pages.length).toBeLessThan(10);
+        }
+        expect(pages.map((p) => p.length)).toEqual([5, 5, 5, 5, 3]);
+        expect(pages.flat()).toEqual([...ids].reverse());
+      });
+
+      it("returns no empty trailing page when the last page is exactly full", async () => {
+        for (let i = 0; i < 6; i++) await create();
+        const first = await repo.listKeys("merchant_a", { limit: 3 });
+        expect(first.keys).toHaveLength(3);
+        expect(first.nextCursor).toEqual(expect.any(String));
+        const second = await repo.listKeys("merchant_a", { limit: 3, cursor: first.nextCursor! });
+        expect(second.keys).toHaveLength(3);
+        expect(second.nextCursor).toBeNull();
+      });
+
+      it("keeps its place when keys are created between pages", async () => {
+        const ids: string[] = [];
+        for (let i = 0; i < 6; i++) ids.push((await create()).keyId);
+        const first = await repo.listKeys("merchant_a", { limit: 3 });
+        await create();
+        await create();
+        const second = await repo.listKeys("merchant_a", { limit: 3, cursor: first.nextCursor! });
+        expect(first.keys.map((k) => k.keyId)).toEqual(ids.slice(3).reverse());
+        expect(second.keys.map((k) => k.keyId)).toEqual(ids.slice(0, 3).reverse());
+        expect(second.nextCursor).toBeNull();
+      });
+
+      it("paginates a filtered list across pages", async () => {
+        const live: string[] = [];
+        for (let i = 0; i < 14; i++) {
+          const key = await create(ALICE, { environment: i % 2 ? "live" : "test" });
+          if (i % 2) live.push(key.keyId);
+        }
+        const seen: string[] = [];
+        let cursor: string | undefined;
+        do {
+          const page = await repo.listKeys("merchant_a", { limit: 2, environment: "live", ...(cursor === undefined ? {} : { cursor }) });
+          seen.push(...page.keys.map((k) => k.keyId));
+          cursor = page.nextCursor ?? undefined;
+        } while (cursor !== undefined);
+        expect(seen).toEqual([...live].reverse());
+      });
+
+      it.each(["garbage", "", "azE", Buffer.from("k1.x").toString("base64url"), Buffer.from("k2.5").toString("base64url"), Buffer.from("k1.1234567890123456").toString("base64url")])(
+        "refuses an invalid cursor (#%#) with ERR_VALIDATION",
+        async (cursor) => {
+          await create();
+          const attempt = repo.listKeys("merchant_a", { limit: 5, cursor });
+          await expect(attempt).rejects.toBeInstanceOf(AppError);
+          await expect(attempt).rejects.toMatchObject({ code: "ERR_VALIDATION" });
+        },
+      );
+    });
+
+    describe("filters (T2, K6)", () => {
+      it("applies status filters, deriving expiry from the clock", async () => {
+        const forever = await create(ALICE, { name: "forever" });
+        const soon = await create(ALICE, { name: "soon", expiresAt: T0 + 1000 });
+        const revoked = await create(ALICE, { name: "revoked" });
+        await repo.revokeKey(ALICE, revoked.keyId);
+        const revokedAndExpired = await create(ALICE, { name: "revoked and expired", expiresAt: T0 + 10 });
+        await repo.revokeKey(ALICE, revokedAndExpired.keyId);
+
+        expect(await listIds("merchant_a")).toEqual([soon.keyId, forever.keyId]);
+        expect(await listIds("merchant_a", { status: "active" })).toEqual([soon.keyId, forever.keyId]);
+        expect(await listIds("merchant_a", { status: "expired" })).toEqual([]);
+        expect(await listIds("merchant_a", { status: "revoked" })).toEqual([revokedAndExpired.keyId, revoked.keyId]);
+        expect(await listIds("merchant_a", { status: "all" })).toEqual([revokedAndExpired.keyId, revoked.keyId, soon.keyId, forever.keyId]);
+
+        clock.set(T0 + 999);
+        expect(await listIds("merchant_a", { status: "expired" })).toEqual([]);
+
+        clock.set(T0 + 1000); // expires_at <= now: expired at that very millisecond
+        expect(await listIds("merchant_a")).toEqual([soon.keyId, forever.keyId]);
+        expect(await listIds("merchant_a", { status: "active" })).toEqual([forever.keyId]);
+        expect(await listIds("merchant_a", { status: "expired" })).toEqual([soon.keyId]);
+        expect(await listIds("merchant_a", { status: "revoked" })).toEqual([revokedAndExpired.keyId, revoked.keyId]);
+      });
+
+      it("filters by environment and type, alone and together", async () => {
+        const made: Record<string, string> = {};
+        for (const type of ["secret", "publishable"] as const) {
+          for (const environment of ["test", "live"] as const) {
+            made[`${type}/${environment}`] = (await create(ALICE, { type, environment })).keyId;
+          }
+        }
+        await create(MALLORY, { type: "secret", environment: "live" });
+        expect(await listIds("merchant_a", { environment: "live" })).toEqual([made["publishable/live"], made["secret/live"]]);
+        expect(await listIds("merchant_a", { type: "publishable" })).toEqual([made["publishable/live"], made["publishable/test"]]);
+        expect(await listIds("merchant_a", { type: "secret", environment: "test" })).toEqual([made["secret/test"]]);
+        await repo.revokeKey(ALICE, made["secret/live"]!);
+        expect(await listIds("merchant_a", { environment: "live" })).toEqual([made["publishable/live"]]);
+        expect(await listIds("merchant_a", { environment: "live", status: "revoked" })).toEqual([made["secret/live"]]);
+      });
+    });
+
+    describe("update (T4)", () => {
+      it("applies a change, moves updated_at and writes one audit row with old and new values", async () => {
+        const key = await create(ALICE, { name: "old", description: "old note" });
+        clock.set(T0 + 5000);
+        const result = await repo.updateKey({ tenantId: "merchant_a", subject: "bob" }, key.keyId, {
+          name: "new",
+          description: null,
+          expiresAt: T0 + 86_400_000,
+        });
+        const expected: KeyRecord = { ...record(key)!, name: "new", description: null, expiresAt: T0 + 86_400_000, updatedAt: T0 + 5000 };
+        expect(result.ok).toBe(true);
+        if (!result.ok) return;
+        expect(result.changed).toBe(true);
+        expect(record(result.key)).toEqual(expected);
+        expect(record(await repo.getKey("merchant_a", key.keyId))).toEqual(expected);
+
+        const rows = await f.auditRows();
+        expect(rows).toHaveLength(2);
+        expect(rows[1]).toEqual({
+          eventId: expect.stringMatching(/^evt_/),
+          occurredAt: T0 + 5000,
+          action: "api_key.updated",
+          outcome: "success",
+          tenantId: "merchant_a",
+          actor: "bob",
+          keyId: key.keyId,
+          tool: null,
+          reason: null,
+          changes: {
+            name: { from: "old", to: "new" },
+            description: { from: "old note", to: null },
+            expires_at: { from: null, to: iso(T0 + 86_400_000) },
+          },
+        });
+      });
+
+      it("records only the fields that actually change", async () => {
+        const key = await create(ALICE, { name: "same", expiresAt: T0 + 1000 });
+        clock.set(T0 + 10);
+        await repo.updateKey(ALICE, key.keyId, { name: "same", description: "added", expiresAt: T0 + 1000 });
+        clock.set(T0 + 20);
+        await repo.updateKey(ALICE, key.keyId, { expiresAt: null });
+        const rows = await f.auditRows();
+        expect(rows.map((r) => r.changes)).toEqual([
+          expect.any(Object),
+          { description: { from: null, to: "added" } },
+          { expires_at: { from: iso(T0 + 1000), to: null } },
+        ]);
+        expect(rows.map((r) => r.occurredAt)).toEqual([T0, T0 + 10, T0 + 20]);
+      });
+
+      it.each([
+        ["the same values", { name: "same", description: "note", expiresAt: null }],
+        ["an empty patch", {}],
+      ])("with %s changes nothing: no audit row, updated_at kept", async (_label, patch) => {
+        const key = await create(ALICE, { name: "same", description: "note" });
+        clock.set(T0 + 60_000);
+        const result = await repo.updateKey(ALICE, key.keyId, patch);
+        expect(result.ok && result.changed).toBe(false);
+        expect(result.ok && record(result.key)).toEqual(record(key));
+        expect(record(await repo.getKey("merchant_a", key.keyId))).toEqual(record(key));
+        expect((await f.auditRows()).map((r) => r.action)).toEqual(["api_key.created"]);
+      });
+
+      it("refuses a revoked key with REVOKED and changes nothing", async () => {
+        const key = await create();
+        await repo.revokeKey(ALICE, key.keyId);
+        const before = record(await repo.getKey("merchant_a", key.keyId));
+        clock.set(T0 + 1000);
+        expect(await repo.updateKey(ALICE, key.keyId, { name: "again" })).toEqual({ ok: false, reason: "REVOKED" });
+        expect(record(await repo.getKey("merchant_a", key.keyId))).toEqual(before);
+        expect((await f.auditRows()).map((r) => r.action)).toEqual(["api_key.created", "api_key.revoked"]);
+      });
+
+      it("answers NOT_FOUND for an unknown key and writes nothing", async () => {
+        await create();
+        expect(await repo.updateKey(ALICE, newKeyId(), { name: "x" })).toEqual({ ok: false, reason: "NOT_FOUND" });
+        expect(await f.auditRows()).toHaveLength(1);
+      });
+    });
+
+    describe("revoke (T5, K7)", () => {
+      it("soft-deletes with one audit row, and a second revoke changes nothing", async () => {
+        const key = await create();
+        clock.set(T0 + 7000);
+        const first = await repo.revokeKey({ tenantId: "merchant_a", subject: "carol" }, key.keyId);
+        const revoked: KeyRecord = { ...record(key)!, revokedAt: T0 + 7000, updatedAt: T0 + 7000 };
+        expect(first.ok && first.changed).toBe(true);
+        expect(first.ok && record(first.key)).toEqual(revoked);
+
+        clock.set(T0 + 9000);
+        const second = await repo.revokeKey(ALICE, key.keyId);
+        expect(second.ok && second.changed).toBe(false);
+        expect(second.ok && record(second.key)).toEqual(revoked);
+        expect(record(await repo.getKey("merchant_a", key.keyId))).toEqual(revoked);
+        expect(await f.keyCount()).toBe(1);
+
+        const rows = await f.auditRows();
+        expect(rows.map((r) => r.action)).toEqual(["api_key.created", "api_key.revoked"]);
+        expect(rows[1]).toMatchObject({
+          occurredAt: T0 + 7000,
+          outcome: "success",
+          tenantId: "merchant_a",
+          actor: "carol",
+          keyId: key.keyId,
+          changes: { revoked_at: { from: null, to: iso(T0 + 7000) } },
+        });
+      });
+
+      it("answers NOT_FOUND for an unknown key", async () => {
+        expect(await repo.revokeKey(ALICE, newKeyId())).toEqual({ ok: false, reason: "NOT_FOUND" });
+        expect(await f.auditRows()).toEqual([]);
+      });
+    });
+
+    describe("denials (S3)", () => {
+      it("records an auth.denied row with the reason and no changes", async () => {
+        await repo.recordDenial({ tool: "get_api_key", reason: "ERR_FORBIDDEN", tenantId: "merchant_a", actor: "eve", keyId: "key_AAAAAAAAAAAAAAAAAAAA" });
+        await repo.recordDenial({ tool: "list_api_keys", reason: "ERR_AUTH_INVALID", tenantId: null, actor: null, keyId: null });
+        expect(await f.auditRows()).toEqual([
+          {
+            eventId: expect.stringMatching(/^evt_/),
+            occurredAt: T0,
+            action: "auth.denied",
+            outcome: "denied",
+            tenantId: "merchant_a",
+            actor: "eve",
+            keyId: "key_AAAAAAAAAAAAAAAAAAAA",
+            tool: "get_api_key",
+            reason: "ERR_FORBIDDEN",
+            changes: null,
+          },
+          {
+            eventId: expect.stringMatching(/^evt_/),
+            occurredAt: T0,
+            action: "auth.denied",
+            outcome: "denied",
+            tenantId: null,
+            actor: null,
+            keyId: null,
+            tool: "list_api_keys",
+            reason: "ERR_AUTH_INVALID",
+            changes: null,
+          },
+        ]);
+        expect(await f.keyCount()).toBe(0);
+      });
+    });
+
+    describe("atomicity: a change and its audit row commit together (S3, E4)", () => {
+      it("keeps no key when the audit insert fails", async () => {
+        const undo = await f.refuse("audit insert");
+        const input = newKey();
+        await expect(repo.createKey(ALICE, input)).rejects.toThrow(/forced failure/);
+        expect(await f.keyCount()).toBe(0);
+        expect(await repo.getKey("merchant_a", input.keyId)).toBeUndefined();
+        await undo();
+        expect(await f.auditRows()).toEqual([]);
+        // The repository is usable again: nothing was left half-open.
+        await repo.createKey(ALICE, newKey());
+        expect(await f.keyCount()).toBe(1);
+        expect(await f.auditRows()).toHaveLength(1);
+      });
+
+      it("writes no audit row when the key insert fails", async () => {
+        const undo = await f.refuse("key insert");
+        await expect(create()).rejects.toThrow(/forced failure/);
+        await undo();
+        expect(await f.auditRows()).toEqual([]);
+        expect(await f.keyCount()).toBe(0);
+      });
+
+      it("keeps the old values when the audit insert of an update fails", async () => {
+        const key = await create(ALICE, { name: "before" });
+        clock.set(T0 + 1000);
+        const undo = await f.refuse("audit insert");
+        await expect(repo.updateKey(ALICE, key.keyId, { name: "after" })).rejects.toThrow(/forced failure/);
+        await undo();
+        expect(record(await repo.getKey("merchant_a", key.keyId))).toEqual(record(key));
+        expect(await f.auditRows()).toHaveLength(1);
+      });
+
+      it("keeps the key active when the audit insert of a revoke fails", async () => {
+        const key = await create();
+        clock.set(T0 + 1000);
+        const undo = await f.refuse("audit insert");
+        await expect(repo.revokeKey(ALICE, key.keyId)).rejects.toThrow(/forced failure/);
+        await undo();
+        expect(record(await repo.getKey("merchant_a", key.keyId))).toEqual(record(key));
+        expect(await f.auditRows()).toHaveLength(1);
+      });
+
+      it("writes no audit row when the key update of an update or a revoke fails", async () => {
+        const key = await create();
+        const undo = await f.refuse("key update");
+        await expect(repo.updateKey(ALICE, key.keyId, { name: "after" })).rejects.toThrow(/forced failure/);
+        await expect(repo.revokeKey(ALICE, key.keyId)).rejects.toThrow(/forced failure/);
+        await undo();
+        expect((await f.auditRows()).map((r) => r.action)).toEqual(["api_key.created"]);
+        expect(record(await repo.getKey("merchant_a", key.keyId))).toEqual(record(key));
+      });
+    });
+
+    // The interface promises KeyRecord; a backend's own columns (SQLite's `seq`) should not ride
+    // along, or the two backends of H2 return different shapes.
+    it("returns records with exactly the KeyRecord fields from every method", async () => {
+      const key = await create();
+      await create();
+      const shapes = [
+        Object.keys(key),
+        Object.keys((await repo.getKey("merchant_a", key.keyId))!),
+        Object.keys((await repo.listKeys("merchant_a", { limit: 1 })).keys[0]!),
+      ];
+      const updated = await repo.updateKey(ALICE, key.keyId, { name: "renamed" });
+      if (updated.ok) shapes.push(Object.keys(updated.key));
+      const revoked = await repo.revokeKey(ALICE, key.keyId);
+      if (revoked.ok) shapes.push(Object.keys(revoked.key));
+      for (const shape of shapes) expect(shape.sort()).toEqual([...KEY_RECORD_FIELDS].sort());
+    });
+  });
+}
+
+async function sqliteFixture(): Promise<ContractFixture> {
+  const db: Database.Database = openDatabase(":memory:");
+  const clock = testClock(T0);
+  const repo = new SqliteKeyRepository(db, clock);
+  const targets = {
+    "audit insert": "INSERT ON audit_events",
+    "key insert": "INSERT ON api_keys",
+    "key update": "UPDATE ON api_keys",
+  } as const;
+  let triggers = 0;
+  return {
+    repo,
+    clock,
+    async auditRows() {
+      const rows = db
+        .prepare(
+          `SELECT event_id AS eventId, occurred_at AS occurredAt, action, outcome, tenant_id AS tenantId, actor, key_id AS keyId,
+             tool, reason, changes FROM audit_events ORDER BY seq`,
+        )
+        .all() as (Omit<AuditRow, "changes"> & { changes: string | null })[];
+      return rows.map((row) => ({ ...row, changes: row.changes === null ? null : (JSON.parse(row.changes) as AuditRow["changes"]) }));
+    },
+    async auditDump() {
+      return JSON.stringify(db.prepare("SELECT * FROM audit_events").all());
+    },
+    async keyCount() {
+      return db.prepare("SELECT COUNT(*) FROM api_keys").pluck().get() as number;
+    },
+    async refuse(write) {
+      // A TEMP trigger lives only in this connection: the schema on disk is not touched.
+      const name = `refuse_${++triggers}`;
+      db.exec(`CREATE TEMP TRIGGER ${name} BEFORE ${targets[write]} BEGIN SELECT RAISE(ABORT, 'forced failure'); END`);
+      return async () => {
+        expect(db.inTransaction).toBe(false);
+        db.exec(`DROP TRIGGER temp.${name}`);
+      };
+    },
+    async close() {
+      await repo.close();
+    },
+  };
+}
+
+describeKeyRepositoryContract("SQLite (:memory:, real migrations)", sqliteFixture);
