@@ -10,7 +10,6 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js";
-import Database from "better-sqlite3";
 import { SignJWT } from "jose";
 
 const entry = fileURLToPath(new URL("../src/index.js", import.meta.url));
@@ -108,11 +107,26 @@ async function main(): Promise<void> {
     console.log(show(updateArgs));
     console.log(`   ${keyLine((await call("update_api_key", updateArgs)).data.key as KeyView)}`);
 
+    heading("verify_api_key", "Is a key good? The same check services get in-process from `openVerifier`.");
+    const verified = await call("verify_api_key", { api_key: String(created.data.api_key) });
+    console.log(`   ${green(String(verified.data.code))} for ${first.prefix}…  ${dim("(a valid check counts as a use: usage_count, last_used_at)")}`);
+    const mistyped = `${String(created.data.api_key).slice(0, -1)}${String(created.data.api_key).endsWith("x") ? "y" : "x"}`;
+    console.log(`   ${red(String((await call("verify_api_key", { api_key: mistyped })).data.code))} for the same key with its last character changed (checksum, no database lookup)`);
+
+    heading("rotate_api_key", "A new secret for the checkout service; the old one keeps working for 24 hours so it can switch over.");
+    const rotateArgs = { key_id: first.key_id, grace_period: "24h" };
+    console.log(show(rotateArgs));
+    const rotated = await call("rotate_api_key", rotateArgs);
+    const replacement = rotated.data.key as KeyView;
+    console.log(`   new: ${keyLine(replacement)}`);
+    console.log(`   api_key: ${bold(String(rotated.data.api_key))}  ${dim("(shown once)")}`);
+    console.log(`   old: ${keyLine(rotated.data.previous as KeyView)}`);
+
     heading("delete_api_key", "Revoke the storefront key: a soft delete, kept for the audit trail, never re-activated.");
     console.log(show({ key_id: second.key_id }));
     console.log(`   ${keyLine((await call("delete_api_key", { key_id: second.key_id })).data.key as KeyView)}`);
     const remaining = (await call("list_api_keys")).data.keys as KeyView[];
-    console.log(dim(`   list_api_keys now shows ${remaining.length} of 2 keys; status "all" would include the revoked one.`));
+    console.log(dim(`   list_api_keys now shows ${remaining.length} of 3 keys; status "all" would include the revoked one.`));
 
     heading("A bad token", "A token signed with another secret is refused, and the token never appears in the error.");
     const forged = await new SignJWT({ merchant_id: "merchant_acme", scope: "api_keys:write" })
@@ -131,14 +145,10 @@ async function main(): Promise<void> {
     console.log(show({ name: "victor's key", token: viewer }));
     console.log(`   ${red((await call("create_api_key", { name: "victor's key", token: viewer })).error ?? "")}`);
 
-    heading("The audit log", "Every change and every denial, written in the same transaction as the change (read here straight from SQLite).");
-    const db = new Database(join(dir, "keys.db"), { readonly: true });
-    const events = db
-      .prepare("SELECT occurred_at, action, outcome, actor, key_id, reason FROM audit_events ORDER BY seq")
-      .all() as { occurred_at: number; action: string; outcome: string; actor: string | null; key_id: string | null; reason: string | null }[];
-    db.close();
-    for (const event of events) {
-      const time = new Date(event.occurred_at).toISOString().slice(11, 19);
+    heading("list_audit_events", "Every change and every denial, newest first, hash-chained (`api-keys-mcp audit verify` checks the chain).");
+    const audit = await call("list_audit_events", { limit: 20 });
+    for (const event of audit.data.events as { occurred_at: string; action: string; actor: string | null; key_id: string | null; reason: string | null }[]) {
+      const time = event.occurred_at.slice(11, 19);
       console.log(`   ${dim(time)}  ${event.action.padEnd(16)} ${(event.actor ?? "(unknown)").padEnd(18)} ${event.key_id ?? ""} ${event.reason ?? ""}`);
     }
 

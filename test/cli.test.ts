@@ -1,39 +1,16 @@
-import { spawn } from "node:child_process";
 import { generateKeyPairSync } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { decodeProtectedHeader, jwtVerify } from "jose";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { SERVER_ENTRY, spawnClient, tempDir, type SpawnedClient } from "./helpers/spawn.js";
+import { runCommand, spawnClient, tempDir, type SpawnedClient } from "./helpers/spawn.js";
 import { TEST_SECRET } from "./helpers/tokens.js";
 
 const PACKAGE_VERSION = (JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")) as { version: string }).version;
 const JWT_LINE = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\n$/;
 
-interface Run {
-  code: number | null;
-  signal: NodeJS.Signals | null;
-  stdout: string;
-  stderr: string;
-}
-
-/** Runs `node dist/src/index.js …args` to completion (killed after 10 s) with only PATH, HOME and `env`. */
-function run(args: string[], env: Record<string, string>, home: string): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [SERVER_ENTRY, ...args], {
-      env: { PATH: process.env.PATH ?? "", HOME: home, ...env },
-      cwd: home,
-      stdio: ["ignore", "pipe", "pipe"],
-      timeout: 10_000,
-    });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (chunk: Buffer) => (stdout += chunk.toString("utf8")));
-    child.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString("utf8")));
-    child.on("error", reject);
-    child.on("close", (code, signal) => resolve({ code, signal, stdout, stderr }));
-  });
-}
+/** Runs the built CLI; see runCommand. */
+const run = runCommand;
 
 function payloadOf(jwt: string): Record<string, unknown> {
   return JSON.parse(Buffer.from(jwt.split(".")[1]!, "base64url").toString("utf8")) as Record<string, unknown>;

@@ -344,6 +344,9 @@ describe("a misconfigured server still starts and answers ERR_CONFIG (E3)", () =
     ["get_api_key", { key_id: KEY_ID }],
     ["update_api_key", { key_id: KEY_ID, name: "renamed" }],
     ["delete_api_key", { key_id: KEY_ID }],
+    ["verify_api_key", { api_key: "sk_test_not-a-real-key" }],
+    ["rotate_api_key", { key_id: KEY_ID, grace_period: "1h" }],
+    ["list_audit_events", {}],
   ];
 
   let server: TestServer | undefined;

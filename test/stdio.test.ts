@@ -7,7 +7,16 @@ import { hashApiKey } from "../src/keys/secret.js";
 import { spawnClient, spawnRaw, tempDir, type RawServer, type SpawnedClient } from "./helpers/spawn.js";
 import { merchantToken, TEST_SECRET } from "./helpers/tokens.js";
 
-const TOOLS = ["create_api_key", "delete_api_key", "get_api_key", "list_api_keys", "update_api_key"];
+const TOOLS = [
+  "create_api_key",
+  "delete_api_key",
+  "get_api_key",
+  "list_api_keys",
+  "list_audit_events",
+  "rotate_api_key",
+  "update_api_key",
+  "verify_api_key",
+];
 const UNKNOWN_KEY_ID = "key_AAAAAAAAAAAAAAAAAAAA";
 
 /** Rejects if `promise` does not settle within `ms`: a bound on waiting, not a timing assert. */
@@ -91,10 +100,25 @@ describe("stdio server, black box (L1, C1, E3)", () => {
     const keyId = key.key_id;
     expect(plaintext).toMatch(/^sk_test_[0-9A-Za-z]{32}$/);
 
+    // A plaintext goes in as an argument here: it must not come back out in a log line.
+    expect((await rpc.call("verify_api_key", { api_key: plaintext })).structuredContent).toMatchObject({
+      valid: true,
+      code: "VALID",
+      key: { key_id: keyId },
+    });
     expect((await rpc.call("list_api_keys", {})).structuredContent).toMatchObject({ keys: [{ key_id: keyId }], next_cursor: null });
     expect((await rpc.call("get_api_key", { key_id: keyId })).structuredContent).toMatchObject({ key: { key_id: keyId } });
     expect((await rpc.call("update_api_key", { key_id: keyId, name: "renamed", token: otherToken })).structuredContent).toMatchObject({
       key: { name: "renamed" },
+    });
+    const rotated = await rpc.call("rotate_api_key", { key_id: keyId, grace_period: "1h" });
+    expect(rotated.isError).toBeUndefined();
+    const { key: newKey, api_key: rotatedPlaintext } = rotated.structuredContent as { key: { key_id: string }; api_key: string };
+    expect(rotatedPlaintext).toMatch(/^sk_test_[0-9A-Za-z]{32}$/);
+    expect(rotated.structuredContent).toMatchObject({ key: { rotated_from: keyId }, previous: { key_id: keyId, rotated_to: newKey.key_id } });
+    expect((await rpc.call("list_audit_events", { key_id: keyId })).structuredContent).toMatchObject({
+      events: [{ action: "api_key.rotated" }, { action: "api_key.updated" }, { action: "api_key.created" }],
+      next_cursor: null,
     });
     expect((await rpc.call("delete_api_key", { key_id: keyId })).structuredContent).toMatchObject({ key: { status: "revoked" } });
     const missing = await rpc.call("get_api_key", { key_id: UNKNOWN_KEY_ID });
@@ -106,15 +130,15 @@ describe("stdio server, black box (L1, C1, E3)", () => {
     server.child.stdin.end();
     expect(await within(server.exited, 5000, "exit after stdin closed")).toEqual({ code: 0, signal: null });
 
-    // stdout: every line a JSON-RPC 2.0 response to one of our 8 requests, each answered once.
+    // stdout: every line a JSON-RPC 2.0 response to one of our 11 requests, each answered once.
     const stdout = server.stdoutLines.filter((line) => line !== "");
-    expect(stdout.length).toBe(8);
+    expect(stdout.length).toBe(11);
     const messages = parseLines(stdout);
     for (const message of messages) {
       expect(message.jsonrpc).toBe("2.0");
       expect("result" in message).toBe(true);
     }
-    expect(messages.map((m) => m.id)).toEqual([1, 2, 3, 4, 5, 6, 7, 8]);
+    expect(messages.map((m) => m.id)).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11]);
 
     // stderr: JSON lines with a level and a message.
     const logs = parseLines(server.stderrLines);
@@ -139,9 +163,12 @@ describe("stdio server, black box (L1, C1, E3)", () => {
     });
     expect(toolCalls).toEqual([
       line("create_api_key", "OK", "user_stdio", keyId),
+      line("verify_api_key", "OK", "user_stdio", keyId),
       line("list_api_keys", "OK", "user_stdio", undefined),
       line("get_api_key", "OK", "user_stdio", keyId),
       line("update_api_key", "OK", "user_other", keyId),
+      line("rotate_api_key", "OK", "user_stdio", keyId),
+      line("list_audit_events", "OK", "user_stdio", keyId),
       line("delete_api_key", "OK", "user_stdio", keyId),
       line("get_api_key", "ERR_NOT_FOUND", "user_stdio", UNKNOWN_KEY_ID),
       line("list_api_keys", "ERR_AUTH_INVALID", undefined, undefined),
@@ -150,11 +177,14 @@ describe("stdio server, black box (L1, C1, E3)", () => {
 
     const stderr = server.stderrLines.join("\n");
     const stdoutText = stdout.join("\n");
-    expect(stdoutText).toContain(plaintext); // the create result, where it belongs
-    expect(stderr).not.toContain(plaintext);
-    expect(stderr).not.toContain(plaintext.slice(8)); // the body alone
-    expect(stderr).not.toContain(hashApiKey(plaintext));
-    expect(stdoutText).not.toContain(hashApiKey(plaintext));
+    for (const secret of [plaintext, rotatedPlaintext]) {
+      // In the create or rotate result, where it belongs, and only there: verify does not echo it.
+      expect(stdout.filter((line) => line.includes(secret))).toHaveLength(1);
+      expect(stderr).not.toContain(secret);
+      expect(stderr).not.toContain(secret.slice(8)); // the body alone
+      expect(stderr).not.toContain(hashApiKey(secret));
+      expect(stdoutText).not.toContain(hashApiKey(secret));
+    }
     for (const secret of [token, otherToken, TEST_SECRET]) {
       expect(stderr).not.toContain(secret);
       expect(stdoutText).not.toContain(secret);
@@ -186,11 +216,15 @@ describe("stdio server, black box (L1, C1, E3)", () => {
     expect(server.stderrLines.every((line) => line.length < 8192)).toBe(true);
   });
 
-  it("exits with code 0 when stdin closes, closing the database", async () => {
+  it("exits with code 0 when stdin closes, closing the database after writing counted uses (V1)", async () => {
     const server = start({ API_KEYS_MCP_TOKEN: await merchantToken("merchant_close") });
     const rpc = session(server);
     await rpc.initialize();
-    expect((await rpc.call("create_api_key", { name: "k" })).isError).toBeUndefined();
+    const created = await rpc.call("create_api_key", { name: "k" });
+    expect(created.isError).toBeUndefined();
+    const { api_key: plaintext } = created.structuredContent as { api_key: string };
+    // Uses are batched; the one counted here is still pending when stdin closes.
+    expect((await rpc.call("verify_api_key", { api_key: plaintext })).structuredContent).toMatchObject({ valid: true, code: "VALID" });
     expect(existsSync(`${dbPath}-wal`)).toBe(true);
 
     server.child.stdin.end();
@@ -201,6 +235,7 @@ describe("stdio server, black box (L1, C1, E3)", () => {
     const db = new Database(dbPath, { readonly: true });
     try {
       expect(db.prepare("SELECT COUNT(*) FROM api_keys").pluck().get()).toBe(1);
+      expect(db.prepare("SELECT usage_count, last_used_at IS NOT NULL AS used FROM api_keys").get()).toEqual({ usage_count: 1, used: 1 });
     } finally {
       db.close();
     }
@@ -248,7 +283,11 @@ describe("stdio server, black box (L1, C1, E3)", () => {
       ["get_api_key", { key_id: UNKNOWN_KEY_ID }],
       ["update_api_key", { key_id: UNKNOWN_KEY_ID, name: "y" }],
       ["delete_api_key", { key_id: UNKNOWN_KEY_ID }],
+      ["verify_api_key", { api_key: "sk_test_not-a-real-key" }],
+      ["rotate_api_key", { key_id: UNKNOWN_KEY_ID, grace_period: "1h" }],
+      ["list_audit_events", {}],
     ];
+    expect(calls.map(([tool]) => tool).sort()).toEqual(TOOLS);
     for (const [tool, args] of calls) {
       const outcome = await client.call(tool, args);
       expect(outcome.ok, tool).toBe(false);

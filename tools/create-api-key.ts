@@ -5,7 +5,7 @@ import { newKeyId } from "../src/keys/ids.js";
 import { issueApiKey } from "../src/keys/secret.js";
 import { toKeyView } from "../src/keys/view.js";
 import { defineTool } from "./define-tool.js";
-import { descriptionField, expirationField, keyViewSchema, nameField } from "./schemas.js";
+import { descriptionField, expirationField, keyViewSchema, nameField, scopesField } from "./schemas.js";
 
 export const STORE_NOW_NOTICE =
   "Store this API key now: the api_key value below is shown only in this result and can never be retrieved again. " +
@@ -27,6 +27,7 @@ export const registerCreateApiKeyTool = defineTool({
     type: z.enum(KEY_TYPES).default("secret").describe("secret (default, sk_) or publishable (pk_)."),
     environment: z.enum(ENVIRONMENTS).default("test").describe('test (default) or live. Create live keys only when the user asks for them.'),
     expiration: expirationField.default("never"),
+    scopes: scopesField.default([]),
   },
   output: {
     key: keyViewSchema,
@@ -46,6 +47,7 @@ export const registerCreateApiKeyTool = defineTool({
       hash: issued.hash,
       hashVersion: issued.hashVersion,
       expiresAt,
+      scopes: args.scopes,
     });
     return {
       output: { key: toKeyView(record, now), api_key: issued.plaintext },

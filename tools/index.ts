@@ -4,7 +4,10 @@ import { registerDeleteApiKeyTool } from "./delete-api-key.js";
 import type { ToolDeps } from "./define-tool.js";
 import { registerGetApiKeyTool } from "./get-api-key.js";
 import { registerListApiKeysTool } from "./list-api-keys.js";
+import { registerListAuditEventsTool } from "./list-audit-events.js";
+import { registerRotateApiKeyTool } from "./rotate-api-key.js";
 import { registerUpdateApiKeyTool } from "./update-api-key.js";
+import { registerVerifyApiKeyTool } from "./verify-api-key.js";
 
 export type { ToolDeps, ToolServices } from "./define-tool.js";
 
@@ -14,6 +17,9 @@ const TOOLS = [
   registerGetApiKeyTool,
   registerUpdateApiKeyTool,
   registerDeleteApiKeyTool,
+  registerVerifyApiKeyTool,
+  registerRotateApiKeyTool,
+  registerListAuditEventsTool,
 ];
 
 /** Registers every tool on `server`. */

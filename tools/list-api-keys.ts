@@ -1,4 +1,5 @@
 import * as z from "zod";
+import { DURATION_PATTERN, parseDuration } from "../src/keys/duration.js";
 import { ENVIRONMENTS, KEY_TYPES } from "../src/keys/format.js";
 import { toKeyView } from "../src/keys/view.js";
 import { STATUS_FILTERS } from "../src/store/repository.js";
@@ -11,7 +12,8 @@ export const registerListApiKeysTool = defineTool({
   title: "List API keys",
   description:
     "List the merchant's API keys, newest first, one page at a time. By default shows active and expired keys; " +
-    'pass status "revoked" or "all" to include revoked ones, and environment or type to narrow the list. ' +
+    'pass status "revoked" or "all" to include revoked ones, environment or type to narrow the list, ' +
+    'and expires_within (e.g. "7d") to find keys about to expire. ' +
     "When next_cursor is not null, call again with cursor set to it for the next page. " +
     "Shows prefixes only: secret keys can never be listed or retrieved. Requires api_keys:read.",
   permission: "api_keys:read",
@@ -24,6 +26,11 @@ export const registerListApiKeysTool = defineTool({
       .describe('active, expired, revoked or all. Omitted: active and expired keys, not revoked ones.'),
     environment: z.enum(ENVIRONMENTS).optional().describe("Only test or only live keys."),
     type: z.enum(KEY_TYPES).optional().describe("Only secret or only publishable keys."),
+    expires_within: z
+      .string()
+      .regex(DURATION_PATTERN, 'a duration such as "7d", "24h" or "30m"')
+      .optional()
+      .describe('Only keys that have not expired yet but will within this duration, e.g. "7d" for "which keys expire this week".'),
   },
   output: {
     keys: z.array(keyViewSchema),
@@ -31,7 +38,9 @@ export const registerListApiKeysTool = defineTool({
   },
   annotations: { readOnlyHint: true, destructiveHint: false, idempotentHint: true },
   async run(args, { principal, repository, now }) {
-    const page = await repository.listKeys(principal.tenantId, args);
+    const { expires_within, ...filters } = args;
+    const expiresWithinMs = expires_within === undefined ? undefined : parseDuration(expires_within);
+    const page = await repository.listKeys(principal.tenantId, { ...filters, expiresWithinMs });
     return { output: { keys: page.keys.map((record) => toKeyView(record, now)), next_cursor: page.nextCursor } };
   },
 });

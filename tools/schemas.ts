@@ -1,6 +1,7 @@
 import * as z from "zod";
 import { ENVIRONMENTS, KEY_TYPES } from "../src/keys/format.js";
 import { KEY_ID_PATTERN } from "../src/keys/ids.js";
+import { MAX_SCOPES, normalizeScopes, SCOPE_PATTERN } from "../src/keys/scopes.js";
 import { KEY_STATUSES, type KeyView } from "../src/keys/view.js";
 
 // Control characters in a label only ever hide something (a fake line in a terminal, a NUL that
@@ -37,6 +38,15 @@ export const expirationField = z
     'When the key stops working: "never", "30d", "90d", "1y" (365 days), or an ISO-8601 date-time in the future with Z or an offset, e.g. "2027-01-31T00:00:00Z".',
   );
 
+export const scopesField = z
+  .array(z.string().regex(SCOPE_PATTERN, 'a scope is resource:action in lowercase, e.g. "payments:read" or "refunds:*"'))
+  .max(MAX_SCOPES)
+  .transform(normalizeScopes)
+  .describe(
+    `What the key may be used for, up to ${MAX_SCOPES} "resource:action" strings such as "payments:read" or "refunds:*" (lowercase, no spaces). ` +
+      "An empty list means unrestricted. Enforced by the service that verifies the key.",
+  );
+
 /** The optional per-call token of A1, added to every tool's input. */
 export const tokenField = z
   .string()
@@ -64,5 +74,8 @@ export const keyViewSchema = z
     last_used_at: timestamp.nullable(),
     usage_count: z.number().int().nonnegative(),
     created_by: z.string().describe("Subject (user id) of the token that created the key."),
+    scopes: z.array(z.string()).describe("What the key may be used for; empty means unrestricted."),
+    rotated_from: z.string().nullable().describe("The key this one replaced by rotation, if any."),
+    rotated_to: z.string().nullable().describe("The key that replaced this one by rotation, if any."),
   })
   .describe("An API key's details. Never contains the secret key or its hash.") satisfies z.ZodType<KeyView>;

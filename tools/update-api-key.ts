@@ -4,14 +4,14 @@ import { toKeyView } from "../src/keys/view.js";
 import type { KeyPatch } from "../src/store/repository.js";
 import { defineTool } from "./define-tool.js";
 import { keyNotFound } from "./get-api-key.js";
-import { descriptionField, expirationField, keyIdField, keyViewSchema, nameField } from "./schemas.js";
+import { descriptionField, expirationField, keyIdField, keyViewSchema, nameField, scopesField } from "./schemas.js";
 
 /** T4: renames, re-describes or re-dates a key; the secret itself never changes. */
 export const registerUpdateApiKeyTool = defineTool({
   name: "update_api_key",
   title: "Update API key",
   description:
-    "Change an API key's name, description or expiration. The key id and the secret stay the same, so nothing using the key breaks. " +
+    "Change an API key's name, description, expiration or scopes. The key id and the secret stay the same, so nothing using the key breaks. " +
     "Pass only the fields to change (at least one); description null clears it; expiration can extend or shorten the key's life. " +
     "A revoked key cannot be updated (ERR_CONFLICT). Requires api_keys:write. Idempotent: repeating the same change changes nothing more.",
   permission: "api_keys:write",
@@ -20,17 +20,19 @@ export const registerUpdateApiKeyTool = defineTool({
     name: nameField.optional(),
     description: descriptionField.nullable().optional().describe("New description, or null to clear it."),
     expiration: expirationField.optional(),
+    scopes: scopesField.optional().describe("The new complete list of scopes (replaces the old one); [] makes the key unrestricted."),
   },
   output: { key: keyViewSchema },
   annotations: { readOnlyHint: false, destructiveHint: false, idempotentHint: true },
   async run(args, { principal, repository, now }) {
-    if (args.name === undefined && args.description === undefined && args.expiration === undefined) {
-      throw new AppError("ERR_VALIDATION", "Nothing to update: pass at least one of name, description or expiration.");
+    if (args.name === undefined && args.description === undefined && args.expiration === undefined && args.scopes === undefined) {
+      throw new AppError("ERR_VALIDATION", "Nothing to update: pass at least one of name, description, expiration or scopes.");
     }
     const patch: KeyPatch = {};
     if (args.name !== undefined) patch.name = args.name;
     if (args.description !== undefined) patch.description = args.description;
     if (args.expiration !== undefined) patch.expiresAt = resolveExpiration(args.expiration, now);
+    if (args.scopes !== undefined) patch.scopes = args.scopes;
 
     const result = await repository.updateKey(principal, args.key_id, patch);
     if (!result.ok && result.reason === "NOT_FOUND") throw keyNotFound(args.key_id);

@@ -1,3 +1,4 @@
+import { auditCommand } from "./audit.js";
 import type { Io } from "./io.js";
 import { serve } from "./serve.js";
 import { mintToken } from "./token.js";
@@ -7,6 +8,7 @@ export const MAIN_HELP = `api-keys-mcp: an MCP server through which AI assistant
 Usage:
   api-keys-mcp [serve]          run the MCP server on stdio (what an MCP host starts)
   api-keys-mcp token [options]  mint a token signed with the configured HMAC secret
+  api-keys-mcp audit verify     check the audit log's hash chain
   api-keys-mcp <command> --help help for a command
   api-keys-mcp --version        print the version
 
@@ -38,6 +40,7 @@ export async function main(argv: string[], io: Io): Promise<number | undefined> 
     return 0;
   }
   if (first === "token") return mintToken(rest, io);
+  if (first === "audit") return auditCommand(rest, io);
   if (first === undefined || first === "serve") {
     const options = first === undefined ? [] : rest;
     if (options.includes("--help") || options.includes("-h")) {

@@ -1,6 +1,7 @@
 import { parseArgs } from "node:util";
 import { SignJWT } from "jose";
 import { loadConfig } from "../config.js";
+import { parseDuration } from "../keys/duration.js";
 import type { Io } from "./io.js";
 
 export const TOKEN_HELP = `Usage: api-keys-mcp token --merchant <id> --sub <user> [--scope <scopes>] [--ttl <duration>]
@@ -21,8 +22,7 @@ Example:
   export API_KEYS_MCP_TOKEN="$(api-keys-mcp token --merchant merchant_123 --sub alice --ttl 8h)"
 `;
 
-const TTL_UNITS: Record<string, number> = { s: 1, m: 60, h: 3600, d: 86_400 };
-const MAX_TTL_SECONDS = 30 * 86_400;
+const MAX_TTL_MS = 30 * 86_400_000;
 
 /** C2: `api-keys-mcp token`. Returns the exit code. */
 export async function mintToken(args: string[], io: Io): Promise<number> {
@@ -52,9 +52,8 @@ export async function mintToken(args: string[], io: Io): Promise<number> {
   }
   if (!values.merchant || !values.sub) return fail(`--merchant and --sub are required\n\n${TOKEN_HELP}`);
 
-  const ttl = /^(\d{1,7})([smhd])$/.exec(values.ttl);
-  const ttlSeconds = ttl ? Number(ttl[1]) * TTL_UNITS[ttl[2]!]! : NaN;
-  if (!(ttlSeconds > 0 && ttlSeconds <= MAX_TTL_SECONDS)) return fail("--ttl must be like 30m, 8h or 7d, at most 30d");
+  const ttlMs = parseDuration(values.ttl) ?? 0;
+  if (!(ttlMs >= 1000 && ttlMs <= MAX_TTL_MS)) return fail("--ttl must be like 30m, 8h or 7d, at most 30d");
 
   const { config, problems } = loadConfig({ env: io.env, platform: io.platform, homedir: io.homedir, readFile: io.readFileSync });
   const auth = config.auth;
@@ -68,7 +67,7 @@ export async function mintToken(args: string[], io: Io): Promise<number> {
     .setProtectedHeader({ alg: "HS256", typ: "JWT" })
     .setSubject(values.sub)
     .setIssuedAt(now)
-    .setExpirationTime(now + ttlSeconds);
+    .setExpirationTime(now + Math.floor(ttlMs / 1000));
   if (auth.issuer !== undefined) jwt = jwt.setIssuer(auth.issuer);
   if (auth.audience !== undefined) jwt = jwt.setAudience(auth.audience);
   io.stdout.write(`${await jwt.sign(auth.keyMaterial.secret)}\n`);

@@ -21,6 +21,9 @@ export interface KeyView {
   last_used_at: string | null;
   usage_count: number;
   created_by: string;
+  scopes: string[];
+  rotated_from: string | null;
+  rotated_to: string | null;
 }
 
 /** K6: revoked if revoked, else expired once `expires_at <= now`, else active. */
@@ -47,5 +50,8 @@ export function toKeyView(record: KeyRecord, now: number): KeyView {
     last_used_at: toIso(record.lastUsedAt),
     usage_count: record.usageCount,
     created_by: record.createdBy,
+    scopes: record.scopes,
+    rotated_from: record.rotatedFrom,
+    rotated_to: record.rotatedTo,
   };
 }

@@ -1,7 +1,9 @@
 import type Database from "better-sqlite3";
 import { newEventId } from "../keys/ids.js";
+import { auditHash, GENESIS_HASH, type ChainedRow } from "./audit-chain.js";
 
-export type AuditAction = "api_key.created" | "api_key.updated" | "api_key.revoked" | "auth.denied";
+export const AUDIT_ACTIONS = ["api_key.created", "api_key.updated", "api_key.revoked", "api_key.rotated", "auth.denied"] as const;
+export type AuditAction = (typeof AUDIT_ACTIONS)[number];
 
 /** Old and new value of each non-secret field a change touched. */
 export type Changes = Record<string, { from: unknown; to: unknown }>;
@@ -18,26 +20,31 @@ export interface AuditEntry {
 }
 
 /**
- * Appends audit rows. Mutations call it inside their own transaction, so a change and its
- * record commit or roll back together (S3). The table's triggers refuse UPDATE and DELETE.
+ * Appends audit rows, chained by hash to the row before. Must run inside an IMMEDIATE
+ * transaction: it reads the last hash and appends under the same write lock, so rows from
+ * several processes still form one chain, and a change and its record commit or roll back
+ * together (S3). The table's triggers refuse UPDATE and DELETE.
  */
 export function createAuditWriter(db: Database.Database): (entry: AuditEntry, occurredAt: number) => void {
+  const lastHash = db.prepare("SELECT hash FROM audit_events ORDER BY seq DESC LIMIT 1").pluck();
   const insert = db.prepare(
-    `INSERT INTO audit_events (event_id, occurred_at, action, outcome, tenant_id, actor, key_id, tool, reason, changes)
-     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+    `INSERT INTO audit_events (event_id, occurred_at, action, outcome, tenant_id, actor, key_id, tool, reason, changes, prev_hash, hash)
+     VALUES (@event_id, @occurred_at, @action, @outcome, @tenant_id, @actor, @key_id, @tool, @reason, @changes, @prev_hash, @hash)`,
   );
   return (entry, occurredAt) => {
-    insert.run(
-      newEventId(),
-      occurredAt,
-      entry.action,
-      entry.outcome,
-      entry.tenantId,
-      entry.actor,
-      entry.keyId,
-      entry.tool ?? null,
-      entry.reason ?? null,
-      entry.changes ? JSON.stringify(entry.changes) : null,
-    );
+    const row: ChainedRow = {
+      event_id: newEventId(),
+      occurred_at: occurredAt,
+      action: entry.action,
+      outcome: entry.outcome,
+      tenant_id: entry.tenantId,
+      actor: entry.actor,
+      key_id: entry.keyId,
+      tool: entry.tool ?? null,
+      reason: entry.reason ?? null,
+      changes: entry.changes ? JSON.stringify(entry.changes) : null,
+    };
+    const prevHash = (lastHash.get() as string | undefined) ?? GENESIS_HASH;
+    insert.run({ ...row, prev_hash: prevHash, hash: auditHash(prevHash, row) });
   };
 }

@@ -1,17 +1,20 @@
 import { AppError } from "../errors.js";
 
+/** Which listing a cursor belongs to, so one listing's cursor is refused by the other. */
+export type CursorKind = "k" | "a";
+
 /**
  * Opaque page cursors. Inside is only the position of the last row returned (its `seq`), so a
  * cursor reveals nothing and is useless to another tenant: every page query is tenant-scoped.
  */
-export function encodeCursor(position: number): string {
-  return Buffer.from(`k1.${position}`).toString("base64url");
+export function encodeCursor(kind: CursorKind, position: number): string {
+  return Buffer.from(`${kind}1.${position}`).toString("base64url");
 }
 
-export function decodeCursor(cursor: string): number {
-  const match = /^k1\.(\d{1,15})$/.exec(Buffer.from(cursor, "base64url").toString("utf8"));
-  if (!match) {
+export function decodeCursor(kind: CursorKind, cursor: string): number {
+  const match = /^([ka])1\.(\d{1,15})$/.exec(Buffer.from(cursor, "base64url").toString("utf8"));
+  if (!match || match[1] !== kind) {
     throw new AppError("ERR_VALIDATION", "cursor is not valid; pass next_cursor from the previous page unchanged, or omit it to start from the newest.");
   }
-  return Number(match[1]);
+  return Number(match[2]);
 }

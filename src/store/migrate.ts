@@ -26,7 +26,9 @@ export function migrate(db: Database.Database, migrations: readonly Migration[] 
     .transaction(() => {
       const from = checkSchemaVersion(db, migrations);
       for (const step of migrations) {
-        if (step.version > from) db.exec(step.sql);
+        if (step.version <= from) continue;
+        db.exec(step.sql);
+        step.run?.(db);
       }
       db.pragma(`user_version = ${latest}`);
       return { from, to: latest };

@@ -5,24 +5,32 @@ import { createAuditWriter, type AuditEntry, type Changes } from "./audit.js";
 import { decodeCursor, encodeCursor } from "./cursor.js";
 import type {
   Actor,
+  AuditPage,
   Denial,
   KeyPage,
   KeyPatch,
   KeyRecord,
   KeyRepository,
+  ListAuditQuery,
   ListKeysQuery,
   MutationResult,
   NewKey,
+  Rotation,
+  RotationResult,
   StatusFilter,
 } from "./repository.js";
+import { SqliteAuditQuery } from "./sqlite-audit-query.js";
+import { UsageRecorder } from "./usage.js";
 
-/** Columns aliased to `KeyRecord` names, so rows come out in the record's shape. */
+/** Columns aliased to `KeyRecord` names; `scopes` is JSON text until `toRecord`. */
 const KEY_COLUMNS = `key_id AS keyId, tenant_id AS tenantId, name, description, type, environment, prefix,
   created_at AS createdAt, updated_at AS updatedAt, expires_at AS expiresAt, revoked_at AS revokedAt,
-  last_used_at AS lastUsedAt, usage_count AS usageCount, created_by AS createdBy`;
+  last_used_at AS lastUsedAt, usage_count AS usageCount, created_by AS createdBy, scopes,
+  rotated_from AS rotatedFrom, rotated_to AS rotatedTo`;
 
+type KeyRow = Omit<KeyRecord, "scopes"> & { scopes: string };
 /** A list row: the record plus its position, which only the cursor needs. */
-type ListRow = KeyRecord & { seq: number };
+type ListRow = KeyRow & { seq: number };
 
 const STATUS_CONDITIONS: Record<StatusFilter | "default", string> = {
   default: "AND revoked_at IS NULL",
@@ -31,6 +39,15 @@ const STATUS_CONDITIONS: Record<StatusFilter | "default", string> = {
   revoked: "AND revoked_at IS NOT NULL",
   all: "",
 };
+
+export interface SqliteRepositoryOptions {
+  /** How often counted key uses are written (default 1000 ms). */
+  usageFlushMs?: number;
+  /** Told when a batched usage write fails; the counts are kept and retried. */
+  onUsageError?: (error: unknown) => void;
+  /** Whether `close()` closes the database too (default true); false when the handle is lent. */
+  closeDatabase?: boolean;
+}
 
 /**
  * SQLite implementation of the repository. Statements are prepared once (list queries once per
@@ -41,32 +58,216 @@ export class SqliteKeyRepository implements KeyRepository {
   readonly #db: Database.Database;
   readonly #clock: Clock;
   readonly #audit: (entry: AuditEntry, occurredAt: number) => void;
+  readonly #auditQuery: SqliteAuditQuery;
+  readonly #usage: UsageRecorder;
+  readonly #closeDatabase: boolean;
   readonly #insertKey: Database.Statement;
-  readonly #selectKey: Database.Statement<[string, string], KeyRecord>;
+  readonly #selectKey: Database.Statement<[string, string], KeyRow>;
+  readonly #selectByHash: Database.Statement<[string], KeyRow>;
   readonly #updateKey: Database.Statement;
   readonly #revokeKey: Database.Statement;
+  readonly #retireKey: Database.Statement;
   readonly #listStatements = new Map<string, Database.Statement<Record<string, unknown>, ListRow>>();
 
-  constructor(db: Database.Database, clock: Clock) {
+  constructor(db: Database.Database, clock: Clock, options: SqliteRepositoryOptions = {}) {
     this.#db = db;
     this.#clock = clock;
     this.#audit = createAuditWriter(db);
+    this.#auditQuery = new SqliteAuditQuery(db);
+    this.#usage = new UsageRecorder(db, { intervalMs: options.usageFlushMs, onError: options.onUsageError });
+    this.#closeDatabase = options.closeDatabase ?? true;
     this.#insertKey = db.prepare(
       `INSERT INTO api_keys (key_id, tenant_id, name, description, type, environment, prefix, key_hash, hash_version,
-         created_at, updated_at, expires_at, created_by)
+         created_at, updated_at, expires_at, created_by, scopes, rotated_from)
        VALUES (@keyId, @tenantId, @name, @description, @type, @environment, @prefix, @hash, @hashVersion,
-         @now, @now, @expiresAt, @createdBy)`,
+         @now, @now, @expiresAt, @createdBy, @scopes, @rotatedFrom)`,
     );
     this.#selectKey = db.prepare(`SELECT ${KEY_COLUMNS} FROM api_keys WHERE key_id = ? AND tenant_id = ?`);
+    this.#selectByHash = db.prepare(`SELECT ${KEY_COLUMNS} FROM api_keys WHERE key_hash = ?`);
     this.#updateKey = db.prepare(
-      "UPDATE api_keys SET name = @name, description = @description, expires_at = @expiresAt, updated_at = @updatedAt WHERE key_id = @keyId",
+      `UPDATE api_keys SET name = @name, description = @description, expires_at = @expiresAt, scopes = @scopes,
+         updated_at = @updatedAt WHERE key_id = @keyId`,
     );
     this.#revokeKey = db.prepare("UPDATE api_keys SET revoked_at = @now, updated_at = @now WHERE key_id = @keyId");
+    this.#retireKey = db.prepare(
+      "UPDATE api_keys SET expires_at = @expiresAt, rotated_to = @rotatedTo, updated_at = @now WHERE key_id = @keyId",
+    );
   }
 
   async createKey(actor: Actor, key: NewKey): Promise<KeyRecord> {
     const now = this.#clock();
-    const record: KeyRecord = {
+    return this.#db.transaction(() => this.#insert(actor, key, null, now, "api_key.created")).immediate();
+  }
+
+  async getKey(tenantId: string, keyId: string): Promise<KeyRecord | undefined> {
+    this.#usage.flush();
+    const row = this.#selectKey.get(keyId, tenantId);
+    return row && toRecord(row);
+  }
+
+  async listKeys(tenantId: string, query: ListKeysQuery): Promise<KeyPage> {
+    this.#usage.flush();
+    const after = query.cursor === undefined ? undefined : decodeCursor("k", query.cursor);
+    const now = this.#clock();
+    const rows = this.#listStatement(query, after !== undefined).all({
+      tenantId,
+      after,
+      environment: query.environment,
+      type: query.type,
+      now,
+      horizon: query.expiresWithinMs === undefined ? undefined : now + query.expiresWithinMs,
+      limit: query.limit + 1,
+    });
+    const hasMore = rows.length > query.limit;
+    const page = hasMore ? rows.slice(0, query.limit) : rows;
+    return {
+      keys: page.map(({ seq: _position, ...row }) => toRecord(row)),
+      nextCursor: hasMore ? encodeCursor("k", page[page.length - 1]!.seq) : null,
+    };
+  }
+
+  async updateKey(actor: Actor, keyId: string, patch: KeyPatch): Promise<MutationResult> {
+    return this.#db
+      .transaction((): MutationResult => {
+        const current = this.#current(actor.tenantId, keyId);
+        if (!current) return { ok: false, reason: "NOT_FOUND" };
+        if (current.revokedAt !== null) return { ok: false, reason: "REVOKED" };
+
+        const changes: Changes = {};
+        if (patch.name !== undefined && patch.name !== current.name) {
+          changes.name = { from: current.name, to: patch.name };
+        }
+        if (patch.description !== undefined && patch.description !== current.description) {
+          changes.description = { from: current.description, to: patch.description };
+        }
+        if (patch.expiresAt !== undefined && patch.expiresAt !== current.expiresAt) {
+          changes.expires_at = { from: toIso(current.expiresAt), to: toIso(patch.expiresAt) };
+        }
+        if (patch.scopes !== undefined && patch.scopes.join(" ") !== current.scopes.join(" ")) {
+          changes.scopes = { from: current.scopes, to: patch.scopes };
+        }
+        if (Object.keys(changes).length === 0) return { ok: true, key: current, changed: false };
+
+        const now = this.#clock();
+        const updated: KeyRecord = {
+          ...current,
+          name: patch.name ?? current.name,
+          description: patch.description === undefined ? current.description : patch.description,
+          expiresAt: patch.expiresAt === undefined ? current.expiresAt : patch.expiresAt,
+          scopes: patch.scopes ?? current.scopes,
+          updatedAt: now,
+        };
+        this.#updateKey.run({ ...updated, scopes: JSON.stringify(updated.scopes) });
+        this.#audit({ action: "api_key.updated", outcome: "success", ...who(actor), keyId, changes }, now);
+        return { ok: true, key: updated, changed: true };
+      })
+      .immediate();
+  }
+
+  async revokeKey(actor: Actor, keyId: string): Promise<MutationResult> {
+    return this.#db
+      .transaction((): MutationResult => {
+        const current = this.#current(actor.tenantId, keyId);
+        if (!current) return { ok: false, reason: "NOT_FOUND" };
+        if (current.revokedAt !== null) return { ok: true, key: current, changed: false };
+
+        const now = this.#clock();
+        this.#revokeKey.run({ keyId, now });
+        const changes: Changes = { revoked_at: { from: null, to: toIso(now) } };
+        this.#audit({ action: "api_key.revoked", outcome: "success", ...who(actor), keyId, changes }, now);
+        return { ok: true, key: { ...current, revokedAt: now, updatedAt: now }, changed: true };
+      })
+      .immediate();
+  }
+
+  async rotateKey(actor: Actor, keyId: string, rotation: Rotation): Promise<RotationResult> {
+    return this.#db
+      .transaction((): RotationResult => {
+        const old = this.#current(actor.tenantId, keyId);
+        if (!old) return { ok: false, reason: "NOT_FOUND" };
+        if (old.revokedAt !== null) return { ok: false, reason: "REVOKED" };
+        if (old.rotatedTo !== null) return { ok: false, reason: "ALREADY_ROTATED", rotatedTo: old.rotatedTo };
+
+        const now = this.#clock();
+        const lifetime = old.expiresAt === null ? null : old.expiresAt - old.createdAt;
+        const replacement: NewKey = {
+          keyId: rotation.keyId,
+          name: old.name,
+          description: old.description,
+          type: old.type,
+          environment: old.environment,
+          prefix: rotation.prefix,
+          hash: rotation.hash,
+          hashVersion: rotation.hashVersion,
+          expiresAt: rotation.expiresAt !== undefined ? rotation.expiresAt : lifetime === null ? null : now + lifetime,
+          scopes: rotation.scopes ?? old.scopes,
+        };
+        // The old key keeps working for the grace period, but never longer than it would have.
+        const retiresAt = old.expiresAt === null ? now + rotation.graceMs : Math.min(old.expiresAt, now + rotation.graceMs);
+        const key = this.#insert(actor, replacement, old.keyId, now, null);
+        this.#retireKey.run({ keyId, expiresAt: retiresAt, rotatedTo: key.keyId, now });
+        // One event for the rotation (V2); it also records what the new key starts with.
+        const changes: Changes = {
+          rotated_to: { from: null, to: key.keyId },
+          expires_at: { from: toIso(old.expiresAt), to: toIso(retiresAt) },
+          replacement: {
+            from: null,
+            to: { key_id: key.keyId, prefix: key.prefix, expires_at: toIso(key.expiresAt), scopes: key.scopes },
+          },
+        };
+        this.#audit({ action: "api_key.rotated", outcome: "success", ...who(actor), keyId, changes }, now);
+        return { ok: true, key, previous: { ...old, expiresAt: retiresAt, rotatedTo: key.keyId, updatedAt: now } };
+      })
+      .immediate();
+  }
+
+  async findKeyByHash(hash: string): Promise<KeyRecord | undefined> {
+    const row = this.#selectByHash.get(hash);
+    return row && toRecord(row);
+  }
+
+  recordUsage(keyId: string, at: number): void {
+    this.#usage.record(keyId, at);
+  }
+
+  async listAuditEvents(tenantId: string, query: ListAuditQuery): Promise<AuditPage> {
+    return this.#auditQuery.list(tenantId, query);
+  }
+
+  async recordDenial(denial: Denial): Promise<void> {
+    const entry: AuditEntry = { action: "auth.denied", outcome: "denied", ...denial };
+    // A transaction of its own: the chain needs the last hash read under the write lock.
+    this.#db.transaction(() => this.#audit(entry, this.#clock())).immediate();
+  }
+
+  /** Writes counted uses, then closes the database (unless it was lent). */
+  async close(): Promise<void> {
+    if (!this.#db.open) return;
+    this.#usage.close();
+    if (this.#closeDatabase) this.#db.close();
+  }
+
+  #current(tenantId: string, keyId: string): KeyRecord | undefined {
+    const row = this.#selectKey.get(keyId, tenantId);
+    return row && toRecord(row);
+  }
+
+  /** Inserts a key, audited as `action` unless the caller records the event itself. Inside a transaction. */
+  #insert(actor: Actor, key: NewKey, rotatedFrom: string | null, now: number, action: "api_key.created" | null): KeyRecord {
+    this.#insertKey.run({ ...key, tenantId: actor.tenantId, createdBy: actor.subject, now, scopes: JSON.stringify(key.scopes), rotatedFrom });
+    if (action) {
+      const changes: Changes = {
+        name: { from: null, to: key.name },
+        description: { from: null, to: key.description },
+        type: { from: null, to: key.type },
+        environment: { from: null, to: key.environment },
+        prefix: { from: null, to: key.prefix },
+        expires_at: { from: null, to: toIso(key.expiresAt) },
+        scopes: { from: null, to: key.scopes },
+      };
+      this.#audit({ action, outcome: "success", ...who(actor), keyId: key.keyId, changes }, now);
+    }
+    return {
       keyId: key.keyId,
       tenantId: actor.tenantId,
       name: key.name,
@@ -81,122 +282,16 @@ export class SqliteKeyRepository implements KeyRepository {
       lastUsedAt: null,
       usageCount: 0,
       createdBy: actor.subject,
+      scopes: key.scopes,
+      rotatedFrom,
+      rotatedTo: null,
     };
-    const changes: Changes = {
-      name: { from: null, to: key.name },
-      description: { from: null, to: key.description },
-      type: { from: null, to: key.type },
-      environment: { from: null, to: key.environment },
-      prefix: { from: null, to: key.prefix },
-      expires_at: { from: null, to: toIso(key.expiresAt) },
-    };
-    this.#db
-      .transaction(() => {
-        this.#insertKey.run({ ...key, tenantId: actor.tenantId, createdBy: actor.subject, now });
-        this.#audit({ action: "api_key.created", outcome: "success", ...this.#who(actor), keyId: key.keyId, changes }, now);
-      })
-      .immediate();
-    return record;
-  }
-
-  async getKey(tenantId: string, keyId: string): Promise<KeyRecord | undefined> {
-    return this.#selectKey.get(keyId, tenantId);
-  }
-
-  async listKeys(tenantId: string, query: ListKeysQuery): Promise<KeyPage> {
-    const after = query.cursor === undefined ? undefined : decodeCursor(query.cursor);
-    const rows = this.#listStatement(query, after !== undefined).all({
-      tenantId,
-      after,
-      environment: query.environment,
-      type: query.type,
-      now: this.#clock(),
-      limit: query.limit + 1,
-    });
-    const hasMore = rows.length > query.limit;
-    const page = hasMore ? rows.slice(0, query.limit) : rows;
-    return {
-      keys: page.map(({ seq: _position, ...record }) => record),
-      nextCursor: hasMore ? encodeCursor(page[page.length - 1]!.seq) : null,
-    };
-  }
-
-  async updateKey(actor: Actor, keyId: string, patch: KeyPatch): Promise<MutationResult> {
-    return this.#db
-      .transaction((): MutationResult => {
-        const current = this.#selectKey.get(keyId, actor.tenantId);
-        if (!current) return { ok: false, reason: "NOT_FOUND" };
-        if (current.revokedAt !== null) return { ok: false, reason: "REVOKED" };
-
-        const changes: Changes = {};
-        if (patch.name !== undefined && patch.name !== current.name) {
-          changes.name = { from: current.name, to: patch.name };
-        }
-        if (patch.description !== undefined && patch.description !== current.description) {
-          changes.description = { from: current.description, to: patch.description };
-        }
-        if (patch.expiresAt !== undefined && patch.expiresAt !== current.expiresAt) {
-          changes.expires_at = { from: toIso(current.expiresAt), to: toIso(patch.expiresAt) };
-        }
-        if (Object.keys(changes).length === 0) return { ok: true, key: current, changed: false };
-
-        const now = this.#clock();
-        const updated: KeyRecord = {
-          ...current,
-          name: patch.name ?? current.name,
-          description: patch.description === undefined ? current.description : patch.description,
-          expiresAt: patch.expiresAt === undefined ? current.expiresAt : patch.expiresAt,
-          updatedAt: now,
-        };
-        this.#updateKey.run(updated);
-        this.#audit({ action: "api_key.updated", outcome: "success", ...this.#who(actor), keyId, changes }, now);
-        return { ok: true, key: updated, changed: true };
-      })
-      .immediate();
-  }
-
-  async revokeKey(actor: Actor, keyId: string): Promise<MutationResult> {
-    return this.#db
-      .transaction((): MutationResult => {
-        const current = this.#selectKey.get(keyId, actor.tenantId);
-        if (!current) return { ok: false, reason: "NOT_FOUND" };
-        if (current.revokedAt !== null) return { ok: true, key: current, changed: false };
-
-        const now = this.#clock();
-        this.#revokeKey.run({ keyId, now });
-        const changes: Changes = { revoked_at: { from: null, to: toIso(now) } };
-        this.#audit({ action: "api_key.revoked", outcome: "success", ...this.#who(actor), keyId, changes }, now);
-        return { ok: true, key: { ...current, revokedAt: now, updatedAt: now }, changed: true };
-      })
-      .immediate();
-  }
-
-  async recordDenial(denial: Denial): Promise<void> {
-    this.#audit(
-      {
-        action: "auth.denied",
-        outcome: "denied",
-        tenantId: denial.tenantId,
-        actor: denial.actor,
-        keyId: denial.keyId,
-        tool: denial.tool,
-        reason: denial.reason,
-      },
-      this.#clock(),
-    );
-  }
-
-  async close(): Promise<void> {
-    if (this.#db.open) this.#db.close();
-  }
-
-  #who(actor: Actor): { tenantId: string; actor: string } {
-    return { tenantId: actor.tenantId, actor: actor.subject };
   }
 
   #listStatement(query: ListKeysQuery, paged: boolean): Database.Statement<Record<string, unknown>, ListRow> {
     const status = query.status ?? "default";
-    const shape = `${status}|${paged}|${query.environment !== undefined}|${query.type !== undefined}`;
+    const within = query.expiresWithinMs !== undefined;
+    const shape = `${status}|${paged}|${query.environment !== undefined}|${query.type !== undefined}|${within}`;
     let statement = this.#listStatements.get(shape);
     if (!statement) {
       statement = this.#db.prepare(
@@ -204,6 +299,7 @@ export class SqliteKeyRepository implements KeyRepository {
          WHERE tenant_id = @tenantId ${paged ? "AND seq < @after" : ""}
            ${query.environment !== undefined ? "AND environment = @environment" : ""}
            ${query.type !== undefined ? "AND type = @type" : ""}
+           ${within ? "AND expires_at > @now AND expires_at <= @horizon" : ""}
            ${STATUS_CONDITIONS[status]}
          ORDER BY seq DESC LIMIT @limit`,
       );
@@ -211,4 +307,12 @@ export class SqliteKeyRepository implements KeyRepository {
     }
     return statement;
   }
+}
+
+function toRecord(row: KeyRow): KeyRecord {
+  return { ...row, scopes: JSON.parse(row.scopes) as string[] };
+}
+
+function who(actor: Actor): { tenantId: string; actor: string } {
+  return { tenantId: actor.tenantId, actor: actor.subject };
 }

@@ -17,7 +17,12 @@ interface AuditRow {
   tool: string | null;
   reason: string | null;
   changes: string | null;
+  prev_hash: string;
+  hash: string;
 }
+
+/** The `prev_hash` of the first audit row (S4). */
+const GENESIS_HASH = "0".repeat(64);
 
 function auditRows(server: TestServer): AuditRow[] {
   return server.db!.prepare("SELECT * FROM audit_events ORDER BY seq").all() as AuditRow[];
@@ -139,6 +144,26 @@ const DENIALS: DenialCase[] = [
     keyId: MISSING_KEY_ID,
   },
   {
+    label: "read-only token on rotate_api_key",
+    tool: "rotate_api_key",
+    args: { key_id: MISSING_KEY_ID, grace_period: "1h" },
+    token: (now) => merchantToken("merchant_ro", "user_ro", "api_keys:read", { now }),
+    reason: "ERR_FORBIDDEN",
+    tenant: "merchant_ro",
+    actor: "user_ro",
+    keyId: MISSING_KEY_ID,
+  },
+  {
+    label: "missing token on list_audit_events",
+    tool: "list_audit_events",
+    args: {},
+    token: async () => undefined,
+    reason: "ERR_AUTH_MISSING",
+    tenant: null,
+    actor: null,
+    keyId: null,
+  },
+  {
     label: "pre-login token without a merchant",
     tool: "list_api_keys",
     args: {},
@@ -183,8 +208,11 @@ describe("denials are audited (S3)", () => {
       tool: denial.tool,
       reason: denial.reason,
       changes: null,
+      prev_hash: GENESIS_HASH,
+      hash: row.hash,
     });
     expect(row.event_id).toMatch(/^evt_[0-9A-Za-z]{20}$/);
+    expect(row.hash).toMatch(/^[0-9a-f]{64}$/);
     if (token !== undefined) expectNoToken(JSON.stringify(row), token);
   });
 
@@ -302,6 +330,8 @@ describe("a denied call changes nothing but its audit row (E4)", () => {
       ["update_api_key", { key_id: keyId, description: "changed", token: expired }, "ERR_AUTH_EXPIRED"],
       ["delete_api_key", { key_id: keyId, token: expired }, "ERR_AUTH_EXPIRED"],
       ["delete_api_key", { key_id: keyId }, "ERR_AUTH_MISSING"],
+      ["rotate_api_key", { key_id: keyId, grace_period: "0", token: reader }, "ERR_FORBIDDEN"],
+      ["rotate_api_key", { key_id: keyId, grace_period: "0", token: expired }, "ERR_AUTH_EXPIRED"],
     ];
     for (const [tool, args, code] of denied) expectCode(await server.call(tool, args), code);
 
@@ -311,5 +341,8 @@ describe("a denied call changes nothing but its audit row (E4)", () => {
     expect(auditAfter.slice(2).map((row) => [row.action, row.outcome, row.tool, row.reason])).toEqual(
       denied.map(([tool, , code]) => ["auth.denied", "denied", tool, code]),
     );
+    // Each denial, written in a transaction of its own, extends the one hash chain (S4).
+    expect(auditAfter.map((row) => row.prev_hash)).toEqual([GENESIS_HASH, ...auditAfter.slice(0, -1).map((row) => row.hash)]);
+    for (const row of auditAfter) expect(row.hash).toMatch(/^[0-9a-f]{64}$/);
   });
 });

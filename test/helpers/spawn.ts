@@ -87,3 +87,28 @@ export function spawnRaw(env: Record<string, string>, cwd?: string): RawServer {
     },
   };
 }
+
+export interface CommandRun {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs `node dist/src/index.js …args` to completion (killed after 10 s) with only PATH, HOME and `env`. */
+export function runCommand(args: string[], env: Record<string, string>, home: string): Promise<CommandRun> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [SERVER_ENTRY, ...args], {
+      env: { PATH: process.env.PATH ?? "", HOME: home, ...env },
+      cwd: home,
+      stdio: ["ignore", "pipe", "pipe"],
+      timeout: 10_000,
+    });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (chunk: Buffer) => (stdout += chunk.toString("utf8")));
+    child.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString("utf8")));
+    child.on("error", reject);
+    child.on("close", (code, signal) => resolve({ code, signal, stdout, stderr }));
+  });
+}

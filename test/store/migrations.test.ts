@@ -12,13 +12,16 @@ import { createServices } from "../../src/services.js";
 import { openDatabase } from "../../src/store/database.js";
 import { encodeCursor } from "../../src/store/cursor.js";
 import { migrate, SchemaTooNewError } from "../../src/store/migrate.js";
+import { initial } from "../../src/store/migrations/010-initial.js";
 import { MIGRATIONS } from "../../src/store/migrations/index.js";
 import { SqliteKeyRepository } from "../../src/store/sqlite-repository.js";
 import { callTool, testClock } from "../helpers/server.js";
 import { spawnClient, tempDir } from "../helpers/spawn.js";
 import { merchantToken, TEST_SECRET } from "../helpers/tokens.js";
 
-const LATEST = 10;
+const LATEST = MIGRATIONS.at(-1)!.version;
+/** A version after every real step, for steps made up by these tests. */
+const NEXT = LATEST + 10;
 const A_KEY_ID = "key_AAAAAAAAAAAAAAAAAAAA";
 
 /** Every schema object, in a stable order; the SQL too, so "unchanged" means byte for byte. */
@@ -50,6 +53,7 @@ const newKey = (n: number) => ({
   hash: String(n).padStart(64, "0"),
   hashVersion: 1,
   expiresAt: null,
+  scopes: [],
 });
 
 describe("migrations (S1)", () => {
@@ -69,8 +73,12 @@ describe("migrations (S1)", () => {
     return db;
   };
 
-  it("knows 10 as its latest schema version", () => {
-    expect(MIGRATIONS.map((m) => m.version)).toEqual([LATEST]);
+  it("knows 010-initial and 020-lifecycle, 20 being the latest schema version", () => {
+    expect(MIGRATIONS.map((m) => [m.version, m.name])).toEqual([
+      [10, "initial"],
+      [20, "lifecycle"],
+    ]);
+    expect(LATEST).toBe(20);
   });
 
   it("creates the tables, indexes and triggers on a fresh file and records the latest version", () => {
@@ -78,6 +86,8 @@ describe("migrations (S1)", () => {
     expect(userVersion(db)).toBe(LATEST);
     expect(schemaOf(db).map(({ type, name, tbl_name }) => [type, name, tbl_name])).toEqual([
       ["index", "api_keys_by_tenant", "api_keys"],
+      ["index", "audit_events_by_key", "audit_events"],
+      ["index", "audit_events_by_tenant", "audit_events"],
       ["index", "sqlite_autoindex_api_keys_1", "api_keys"],
       ["index", "sqlite_autoindex_api_keys_2", "api_keys"],
       ["index", "sqlite_autoindex_audit_events_1", "audit_events"],
@@ -88,6 +98,8 @@ describe("migrations (S1)", () => {
     ]);
     const indexed = (index: string) => (db.pragma(`index_info(${index})`) as { name: string }[]).map((c) => c.name);
     expect(indexed("api_keys_by_tenant")).toEqual(["tenant_id", "seq"]);
+    expect(indexed("audit_events_by_tenant")).toEqual(["tenant_id", "seq"]);
+    expect(indexed("audit_events_by_key")).toEqual(["key_id", "seq"]);
     expect(indexed("sqlite_autoindex_api_keys_1")).toEqual(["key_id"]);
     expect(indexed("sqlite_autoindex_api_keys_2")).toEqual(["key_hash"]);
     expect(indexed("sqlite_autoindex_audit_events_1")).toEqual(["event_id"]);
@@ -112,24 +124,61 @@ describe("migrations (S1)", () => {
 
   it("applies only the steps newer than the recorded version", () => {
     const db = track(openDatabase(file));
-    const next = [...MIGRATIONS, { version: 20, name: "next", sql: "CREATE TABLE next_step (x INTEGER);" }];
-    expect(migrate(db, next)).toEqual({ from: LATEST, to: 20 });
-    expect(userVersion(db)).toBe(20);
+    const next = [...MIGRATIONS, { version: NEXT, name: "next", sql: "CREATE TABLE next_step (x INTEGER);" }];
+    expect(migrate(db, next)).toEqual({ from: LATEST, to: NEXT });
+    expect(userVersion(db)).toBe(NEXT);
     expect(db.prepare("SELECT name FROM sqlite_schema WHERE name = 'next_step'").pluck().get()).toBe("next_step");
-    // The initial step did not run again (it would fail on the existing tables).
-    expect(migrate(db, next)).toEqual({ from: 20, to: 20 });
+    // The earlier steps did not run again (they would fail on the existing tables and columns).
+    expect(migrate(db, next)).toEqual({ from: NEXT, to: NEXT });
+  });
+
+  it("upgrades a phase 1 file in place: keys keep their values and gain no scopes and no rotation links", async () => {
+    const old = track(new Database(file));
+    expect(migrate(old, [initial])).toEqual({ from: 0, to: 10 });
+    old
+      .prepare(
+        `INSERT INTO api_keys (key_id, tenant_id, name, description, type, environment, prefix, key_hash, hash_version,
+           created_at, updated_at, expires_at, created_by, usage_count, last_used_at)
+         VALUES (?, 't', 'phase 1 key', 'kept', 'secret', 'test', 'sk_test_abcd', ?, 1, 1000, 2000, NULL, 's', 3, 1500)`,
+      )
+      .run(newKey(1).keyId, newKey(1).hash);
+    old.close();
+
+    const db = track(openDatabase(file));
+    expect(userVersion(db)).toBe(LATEST);
+    const repo = new SqliteKeyRepository(db, testClock(1_700_000_000_000), { closeDatabase: false });
+    expect(await repo.getKey("t", newKey(1).keyId)).toEqual({
+      keyId: newKey(1).keyId,
+      tenantId: "t",
+      name: "phase 1 key",
+      description: "kept",
+      type: "secret",
+      environment: "test",
+      prefix: "sk_test_abcd",
+      createdAt: 1000,
+      updatedAt: 2000,
+      expiresAt: null,
+      revokedAt: null,
+      lastUsedAt: 1500,
+      usageCount: 3,
+      createdBy: "s",
+      scopes: [],
+      rotatedFrom: null,
+      rotatedTo: null,
+    });
+    await repo.close();
   });
 
   it("rolls a failing step back completely: no half schema, version unchanged", () => {
     const db = track(openDatabase(file));
-    const broken = [...MIGRATIONS, { version: 20, name: "broken", sql: "CREATE TABLE half_done (x INTEGER); INSERT INTO no_such_table VALUES (1);" }];
+    const broken = [...MIGRATIONS, { version: NEXT, name: "broken", sql: "CREATE TABLE half_done (x INTEGER); INSERT INTO no_such_table VALUES (1);" }];
     expect(() => migrate(db, broken)).toThrow(/no such table/);
     expect(userVersion(db)).toBe(LATEST);
     expect(db.prepare("SELECT COUNT(*) FROM sqlite_schema WHERE name = 'half_done'").pluck().get()).toBe(0);
   });
 
   it("refuses a database newer than the code with SchemaTooNewError and a clear message", () => {
-    writeFutureDatabase(file, 11);
+    writeFutureDatabase(file, LATEST + 1);
     let thrown: unknown;
     try {
       track(openDatabase(file));
@@ -138,15 +187,15 @@ describe("migrations (S1)", () => {
     }
     expect(thrown).toBeInstanceOf(SchemaTooNewError);
     const error = thrown as SchemaTooNewError;
-    expect(error.found).toBe(11);
+    expect(error.found).toBe(LATEST + 1);
     expect(error.supported).toBe(LATEST);
     expect(error.message).toBe(
-      "the database has schema version 11, newer than this api-keys-mcp supports (10); upgrade api-keys-mcp, or point API_KEYS_MCP_DB at another file",
+      "the database has schema version 21, newer than this api-keys-mcp supports (20); upgrade api-keys-mcp, or point API_KEYS_MCP_DB at another file",
     );
 
     // Nothing of this version's schema was written into the newer file.
     const raw = track(new Database(file, { readonly: true }));
-    expect(userVersion(raw)).toBe(11);
+    expect(userVersion(raw)).toBe(LATEST + 1);
     expect(schemaOf(raw).map((o) => o.name)).toEqual(["from_the_future"]);
   });
 
@@ -201,6 +250,9 @@ describe("migrations (S1)", () => {
         ["get_api_key", { key_id: A_KEY_ID }],
         ["update_api_key", { key_id: A_KEY_ID, name: "y" }],
         ["delete_api_key", { key_id: A_KEY_ID }],
+        ["verify_api_key", { api_key: "sk_test_not-a-real-key" }],
+        ["rotate_api_key", { key_id: A_KEY_ID, grace_period: "1h" }],
+        ["list_audit_events", {}],
       ];
       for (const [tool, args] of calls) {
         const outcome = await server.call(tool, args);
@@ -269,6 +321,8 @@ describe("audit table is append-only (S3)", () => {
     expect(before).toHaveLength(1);
     expect(() => db.prepare("UPDATE audit_events SET action = 'api_key.tampered'").run()).toThrow("audit_events is append-only");
     expect(() => db.prepare("UPDATE audit_events SET changes = NULL WHERE seq = 1").run()).toThrow("audit_events is append-only");
+    // Migration 020 recreated this trigger; it covers the hash columns too.
+    expect(() => db.prepare(`UPDATE audit_events SET prev_hash = '${"0".repeat(64)}', hash = '${"0".repeat(64)}'`).run()).toThrow("audit_events is append-only");
     expect(snapshot()).toEqual(before);
   });
 
@@ -310,7 +364,7 @@ describe("query plans use the indexes", () => {
   const planOf = (source: string, params: Record<string, unknown> | unknown[]) =>
     (db.prepare(`EXPLAIN QUERY PLAN ${source}`).all(params) as { detail: string }[]).map((row) => row.detail);
 
-  const listParams = { tenantId: "t1", after: 10, environment: "test", type: "secret", now: 1_700_000_000_000, limit: 21 };
+  const listParams = { tenantId: "t1", after: 10, environment: "test", type: "secret", now: 1_700_000_000_000, horizon: 1_700_604_800_000, limit: 21 };
 
   it("gets one key through the key_id unique index", async () => {
     await repo.getKey("t1", newKey(1).keyId);
@@ -319,16 +373,40 @@ describe("query plans use the indexes", () => {
     expect(planOf(select[0]!, [newKey(1).keyId, "t1"])).toEqual(["SEARCH api_keys USING INDEX sqlite_autoindex_api_keys_1 (key_id=?)"]);
   });
 
+  it("finds a key by its hash, the verification hot path (V1), through the key_hash unique index", async () => {
+    expect(await repo.findKeyByHash(newKey(1).hash)).toMatchObject({ keyId: newKey(1).keyId });
+    const select = prepared.filter((s) => /^SELECT[\s\S]*WHERE key_hash = \?/.test(s));
+    expect(select).toHaveLength(1);
+    expect(planOf(select[0]!, [newKey(1).hash])).toEqual(["SEARCH api_keys USING INDEX sqlite_autoindex_api_keys_2 (key_hash=?)"]);
+  });
+
   it.each([
     ["first page", { limit: 20 }, "SEARCH api_keys USING INDEX api_keys_by_tenant (tenant_id=?)"],
     ["later page", { limit: 20, cursor: "" }, "SEARCH api_keys USING INDEX api_keys_by_tenant (tenant_id=? AND seq<?)"],
     ["filtered page", { limit: 20, cursor: "", status: "active", environment: "live", type: "publishable" }, "SEARCH api_keys USING INDEX api_keys_by_tenant (tenant_id=? AND seq<?)"],
     ["revoked, all", { limit: 20, status: "all" }, "SEARCH api_keys USING INDEX api_keys_by_tenant (tenant_id=?)"],
+    ["expiring-soon page (V5)", { limit: 20, cursor: "", expiresWithinMs: 7 * 86_400_000 }, "SEARCH api_keys USING INDEX api_keys_by_tenant (tenant_id=? AND seq<?)"],
   ] as const)("lists a %s through api_keys_by_tenant, with no sort step and no scan", async (_label, query, expected) => {
     prepared.length = 0;
-    await repo.listKeys("t1", { ...query, ...("cursor" in query ? { cursor: encodeCursor(10) } : {}) });
+    await repo.listKeys("t1", { ...query, ...("cursor" in query ? { cursor: encodeCursor("k", 10) } : {}) });
     const select = prepared.filter((s) => /FROM api_keys\s+WHERE tenant_id = @tenantId/.test(s));
     expect(select).toHaveLength(1);
     expect(planOf(select[0]!, listParams)).toEqual([expected]);
+  });
+
+  const auditParams = { tenantId: "t1", after: 10, keyId: newKey(1).keyId, action: "api_key.created", since: 1_700_000_000_000, limit: 21 };
+
+  it.each([
+    ["first page", { limit: 20 }, "SEARCH audit_events USING INDEX audit_events_by_tenant (tenant_id=?)"],
+    ["later page", { limit: 20, cursor: "" }, "SEARCH audit_events USING INDEX audit_events_by_tenant (tenant_id=? AND seq<?)"],
+    ["page of one action since a date", { limit: 20, action: "api_key.created", since: 1 }, "SEARCH audit_events USING INDEX audit_events_by_tenant (tenant_id=?)"],
+    ["page of one key", { limit: 20, keyId: newKey(1).keyId }, "SEARCH audit_events USING INDEX audit_events_by_key (key_id=?)"],
+    ["later page of one key", { limit: 20, cursor: "", keyId: newKey(1).keyId }, "SEARCH audit_events USING INDEX audit_events_by_key (key_id=? AND seq<?)"],
+  ] as const)("lists audit events, a %s, through an index, with no sort step and no scan (V4)", async (_label, query, expected) => {
+    prepared.length = 0;
+    await repo.listAuditEvents("t1", { ...query, ...("cursor" in query ? { cursor: encodeCursor("a", 10) } : {}) });
+    const select = prepared.filter((s) => /FROM audit_events WHERE tenant_id = @tenantId/.test(s));
+    expect(select).toHaveLength(1);
+    expect(planOf(select[0]!, auditParams)).toEqual([expected]);
   });
 });

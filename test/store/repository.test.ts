@@ -4,8 +4,9 @@ import { AppError } from "../../src/errors.js";
 import type { Environment, KeyType } from "../../src/keys/format.js";
 import { newKeyId } from "../../src/keys/ids.js";
 import { issueApiKey } from "../../src/keys/secret.js";
+import { encodeCursor } from "../../src/store/cursor.js";
 import { openDatabase } from "../../src/store/database.js";
-import type { Actor, KeyRecord, KeyRepository, ListKeysQuery, NewKey } from "../../src/store/repository.js";
+import type { Actor, KeyRecord, KeyRepository, ListKeysQuery, NewKey, Rotation } from "../../src/store/repository.js";
 import { SqliteKeyRepository } from "../../src/store/sqlite-repository.js";
 import { testClock, type TestClock } from "../helpers/server.js";
 
@@ -28,6 +29,9 @@ const KEY_RECORD_FIELDS = [
   "lastUsedAt",
   "usageCount",
   "createdBy",
+  "scopes",
+  "rotatedFrom",
+  "rotatedTo",
 ] as const;
 
 /** The KeyRecord fields of a record, whatever else a backend attaches. */
@@ -47,6 +51,19 @@ interface AuditRow {
   tool: string | null;
   reason: string | null;
   changes: Record<string, { from: unknown; to: unknown }> | null;
+  /** S4: the hash of the row before (GENESIS_HASH for the first), and this row's own. */
+  prevHash: string;
+  hash: string;
+}
+
+const GENESIS_HASH = "0".repeat(64);
+const SHA256_HEX = /^[0-9a-f]{64}$/;
+
+/** Each row's prevHash is the hash of the row before it, from the genesis hash on (S4). */
+function expectChained(rows: AuditRow[]): void {
+  expect(rows.map((row) => row.prevHash)).toEqual([GENESIS_HASH, ...rows.slice(0, -1).map((row) => row.hash)]);
+  for (const row of rows) expect(row.hash).toMatch(SHA256_HEX);
+  expect(new Set(rows.map((row) => row.hash)).size).toBe(rows.length);
 }
 
 /**
@@ -77,6 +94,7 @@ interface KeyOptions {
   type?: KeyType;
   environment?: Environment;
   expiresAt?: number | null;
+  scopes?: string[];
 }
 
 /** A new key as the create tool builds it: real id, real plaintext hashed, real prefix. */
@@ -94,7 +112,14 @@ function newKey(options: KeyOptions = {}): NewKey {
     hash: issued.hash,
     hashVersion: issued.hashVersion,
     expiresAt: options.expiresAt === undefined ? null : options.expiresAt,
+    scopes: options.scopes ?? [],
   };
+}
+
+/** A fresh secret for `rotateKey`, minted as the rotate tool mints it. */
+function newRotation(type: KeyType = "secret", environment: Environment = "test", graceMs = 0): Rotation {
+  const issued = issueApiKey(type, environment);
+  return { keyId: newKeyId(), prefix: issued.prefix, hash: issued.hash, hashVersion: issued.hashVersion, graceMs };
 }
 
 /**
@@ -120,7 +145,14 @@ function describeKeyRepositoryContract(backend: string, setup: () => Promise<Con
 
     describe("create and get", () => {
       it("stores the key and returns it as a record of the actor's tenant", async () => {
-        const input = newKey({ name: "payments", description: "server side", type: "publishable", environment: "live", expiresAt: T0 + 5000 });
+        const input = newKey({
+          name: "payments",
+          description: "server side",
+          type: "publishable",
+          environment: "live",
+          expiresAt: T0 + 5000,
+          scopes: ["payments:read", "refunds:*"],
+        });
         const created = await repo.createKey(ALICE, input);
         const expected: KeyRecord = {
           keyId: input.keyId,
@@ -137,6 +169,9 @@ function describeKeyRepositoryContract(backend: string, setup: () => Promise<Con
           lastUsedAt: null,
           usageCount: 0,
           createdBy: "alice",
+          scopes: ["payments:read", "refunds:*"],
+          rotatedFrom: null,
+          rotatedTo: null,
         };
         expect(record(created)).toEqual(expected);
         expect(record(await repo.getKey("merchant_a", input.keyId))).toEqual(expected);
@@ -149,7 +184,7 @@ function describeKeyRepositoryContract(backend: string, setup: () => Promise<Con
       });
 
       it("writes exactly one api_key.created audit row holding the new values, never the hash", async () => {
-        const input = newKey({ name: "payments", description: "d", expiresAt: T0 + 1000 });
+        const input = newKey({ name: "payments", description: "d", expiresAt: T0 + 1000, scopes: ["payments:read"] });
         await repo.createKey(ALICE, input);
         const rows = await f.auditRows();
         expect(rows).toEqual([
@@ -170,7 +205,10 @@ function describeKeyRepositoryContract(backend: string, setup: () => Promise<Con
               environment: { from: null, to: "test" },
               prefix: { from: null, to: input.prefix },
               expires_at: { from: null, to: iso(T0 + 1000) },
+              scopes: { from: null, to: ["payments:read"] },
             },
+            prevHash: GENESIS_HASH,
+            hash: expect.stringMatching(SHA256_HEX),
           },
         ]);
         expect(await f.auditDump()).not.toContain(input.hash);
@@ -196,8 +234,13 @@ function describeKeyRepositoryContract(backend: string, setup: () => Promise<Con
         expect(await listIds("merchant_b", { status: "all" })).toEqual([]);
         expect(await repo.updateKey(MALLORY, key.keyId, { name: "pwned", description: "x", expiresAt: T0 + 1 })).toEqual({ ok: false, reason: "NOT_FOUND" });
         expect(await repo.revokeKey(MALLORY, key.keyId)).toEqual({ ok: false, reason: "NOT_FOUND" });
+        const rotation = newRotation();
+        expect(await repo.rotateKey(MALLORY, key.keyId, rotation)).toEqual({ ok: false, reason: "NOT_FOUND" });
+        expect((await repo.listAuditEvents("merchant_b", { limit: 100 })).events).toEqual([]);
 
         expect(record(await repo.getKey("merchant_a", key.keyId))).toEqual(before);
+        expect(await repo.getKey("merchant_b", rotation.keyId)).toBeUndefined();
+        expect(await f.keyCount()).toBe(1);
         expect(await f.auditRows()).toEqual(audit);
       });
 
@@ -286,7 +329,7 @@ function describeKeyRepositoryContract(backend: string, setup: () => Promise<Con
         expect(seen).toEqual([...live].reverse());
       });
 
-      it.each(["garbage", "", "azE", Buffer.from("k1.x").toString("base64url"), Buffer.from("k2.5").toString("base64url"), Buffer.from("k1.1234567890123456").toString("base64url")])(
+      it.each(["garbage", "", "azE", Buffer.from("k1.x").toString("base64url"), Buffer.from("k2.5").toString("base64url"), Buffer.from("k1.1234567890123456").toString("base64url"), encodeCursor("a", 1)])(
         "refuses an invalid cursor (#%#) with ERR_VALIDATION",
         async (cursor) => {
           await create();
@@ -347,8 +390,16 @@ function describeKeyRepositoryContract(backend: string, setup: () => Promise<Con
           name: "new",
           description: null,
           expiresAt: T0 + 86_400_000,
+          scopes: ["payments:read"],
         });
-        const expected: KeyRecord = { ...record(key)!, name: "new", description: null, expiresAt: T0 + 86_400_000, updatedAt: T0 + 5000 };
+        const expected: KeyRecord = {
+          ...record(key)!,
+          name: "new",
+          description: null,
+          expiresAt: T0 + 86_400_000,
+          scopes: ["payments:read"],
+          updatedAt: T0 + 5000,
+        };
         expect(result.ok).toBe(true);
         if (!result.ok) return;
         expect(result.changed).toBe(true);
@@ -371,14 +422,17 @@ function describeKeyRepositoryContract(backend: string, setup: () => Promise<Con
             name: { from: "old", to: "new" },
             description: { from: "old note", to: null },
             expires_at: { from: null, to: iso(T0 + 86_400_000) },
+            scopes: { from: [], to: ["payments:read"] },
           },
+          prevHash: rows[0]!.hash,
+          hash: expect.stringMatching(SHA256_HEX),
         });
       });
 
       it("records only the fields that actually change", async () => {
-        const key = await create(ALICE, { name: "same", expiresAt: T0 + 1000 });
+        const key = await create(ALICE, { name: "same", expiresAt: T0 + 1000, scopes: ["refunds:*"] });
         clock.set(T0 + 10);
-        await repo.updateKey(ALICE, key.keyId, { name: "same", description: "added", expiresAt: T0 + 1000 });
+        await repo.updateKey(ALICE, key.keyId, { name: "same", description: "added", expiresAt: T0 + 1000, scopes: ["refunds:*"] });
         clock.set(T0 + 20);
         await repo.updateKey(ALICE, key.keyId, { expiresAt: null });
         const rows = await f.auditRows();
@@ -391,7 +445,7 @@ function describeKeyRepositoryContract(backend: string, setup: () => Promise<Con
       });
 
       it.each([
-        ["the same values", { name: "same", description: "note", expiresAt: null }],
+        ["the same values", { name: "same", description: "note", expiresAt: null, scopes: [] }],
         ["an empty patch", {}],
       ])("with %s changes nothing: no audit row, updated_at kept", async (_label, patch) => {
         const key = await create(ALICE, { name: "same", description: "note" });
@@ -438,6 +492,7 @@ function describeKeyRepositoryContract(backend: string, setup: () => Promise<Con
 
         const rows = await f.auditRows();
         expect(rows.map((r) => r.action)).toEqual(["api_key.created", "api_key.revoked"]);
+        expectChained(rows);
         expect(rows[1]).toMatchObject({
           occurredAt: T0 + 7000,
           outcome: "success",
@@ -470,6 +525,8 @@ function describeKeyRepositoryContract(backend: string, setup: () => Promise<Con
             tool: "get_api_key",
             reason: "ERR_FORBIDDEN",
             changes: null,
+            prevHash: GENESIS_HASH,
+            hash: expect.stringMatching(SHA256_HEX),
           },
           {
             eventId: expect.stringMatching(/^evt_/),
@@ -482,8 +539,11 @@ function describeKeyRepositoryContract(backend: string, setup: () => Promise<Con
             tool: "list_api_keys",
             reason: "ERR_AUTH_INVALID",
             changes: null,
+            prevHash: expect.stringMatching(SHA256_HEX),
+            hash: expect.stringMatching(SHA256_HEX),
           },
         ]);
+        expectChained(await f.auditRows());
         expect(await f.keyCount()).toBe(0);
       });
     });
@@ -531,6 +591,19 @@ function describeKeyRepositoryContract(backend: string, setup: () => Promise<Con
         expect(await f.auditRows()).toHaveLength(1);
       });
 
+      it.each(["audit insert", "key insert", "key update"] as const)("keeps both keys as they were when the %s of a rotation fails", async (write) => {
+        const key = await create(ALICE, { expiresAt: T0 + 86_400_000 });
+        clock.set(T0 + 1000);
+        const rotation = newRotation("secret", "test", 60_000);
+        const undo = await f.refuse(write);
+        await expect(repo.rotateKey(ALICE, key.keyId, rotation)).rejects.toThrow(/forced failure/);
+        await undo();
+        expect(record(await repo.getKey("merchant_a", key.keyId))).toEqual(record(key));
+        expect(await repo.getKey("merchant_a", rotation.keyId)).toBeUndefined();
+        expect(await f.keyCount()).toBe(1);
+        expect((await f.auditRows()).map((r) => r.action)).toEqual(["api_key.created"]);
+      });
+
       it("writes no audit row when the key update of an update or a revoke fails", async () => {
         const key = await create();
         const undo = await f.refuse("key update");
@@ -554,8 +627,13 @@ function describeKeyRepositoryContract(backend: string, setup: () => Promise<Con
       ];
       const updated = await repo.updateKey(ALICE, key.keyId, { name: "renamed" });
       if (updated.ok) shapes.push(Object.keys(updated.key));
+      const rotation = newRotation();
+      const rotated = await repo.rotateKey(ALICE, key.keyId, rotation);
+      if (rotated.ok) shapes.push(Object.keys(rotated.key), Object.keys(rotated.previous));
+      shapes.push(Object.keys((await repo.findKeyByHash(rotation.hash))!));
       const revoked = await repo.revokeKey(ALICE, key.keyId);
       if (revoked.ok) shapes.push(Object.keys(revoked.key));
+      expect(shapes).toHaveLength(8);
       for (const shape of shapes) expect(shape.sort()).toEqual([...KEY_RECORD_FIELDS].sort());
     });
   });
@@ -578,7 +656,7 @@ async function sqliteFixture(): Promise<ContractFixture> {
       const rows = db
         .prepare(
           `SELECT event_id AS eventId, occurred_at AS occurredAt, action, outcome, tenant_id AS tenantId, actor, key_id AS keyId,
-             tool, reason, changes FROM audit_events ORDER BY seq`,
+             tool, reason, changes, prev_hash AS prevHash, hash FROM audit_events ORDER BY seq`,
         )
         .all() as (Omit<AuditRow, "changes"> & { changes: string | null })[];
       return rows.map((row) => ({ ...row, changes: row.changes === null ? null : (JSON.parse(row.changes) as AuditRow["changes"]) }));

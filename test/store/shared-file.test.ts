@@ -3,11 +3,14 @@ import { createRequire } from "node:module";
 import { join } from "node:path";
 import Database from "better-sqlite3";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { verifyAuditChain } from "../../src/store/audit-chain.js";
 import { openDatabase } from "../../src/store/database.js";
+import { MIGRATIONS } from "../../src/store/migrations/index.js";
 import { spawnClient, tempDir, type SpawnedClient } from "../helpers/spawn.js";
 import { merchantToken, TEST_SECRET } from "../helpers/tokens.js";
 
 const require = createRequire(import.meta.url);
+const LATEST = MIGRATIONS.at(-1)!.version;
 
 /** Every key id the tenant can see, all statuses, walking every page. */
 async function listAll(server: SpawnedClient): Promise<{ key_id: string; created_by: string; name: string }[]> {
@@ -75,7 +78,7 @@ describe("several server processes on one database file (S1)", () => {
     expect(seen.ok && seen.data.key.status).toBe("revoked");
   });
 
-  it("commits every one of 50 concurrent creates from each process, each with exactly one audit row", async () => {
+  it("commits every one of 50 concurrent creates from each process, each with exactly one audit row, in one hash chain", async () => {
     const [a, b] = await startPair();
     const burst = (server: SpawnedClient, label: string) =>
       Array.from({ length: 50 }, (_, i) => server.call("create_api_key", { name: `${label} ${i}` }));
@@ -108,7 +111,10 @@ describe("several server processes on one database file (S1)", () => {
           .get(),
       ).toBe(100);
       expect(db.prepare("SELECT COUNT(DISTINCT key_id) FROM audit_events").pluck().get()).toBe(100);
-      expect(db.pragma("user_version", { simple: true })).toBe(10);
+      // Both processes appended to one hash chain (S4): each row links to the row before it.
+      const head = db.prepare("SELECT hash FROM audit_events ORDER BY seq DESC LIMIT 1").pluck().get();
+      expect(verifyAuditChain(db)).toEqual({ ok: true, rows: 100, head });
+      expect(db.pragma("user_version", { simple: true })).toBe(LATEST);
     } finally {
       db.close();
     }
@@ -141,7 +147,7 @@ describe("several server processes on one database file (S1)", () => {
       const db = openDatabase(dbPath);
       try {
         expect(db.pragma("journal_mode", { simple: true })).toBe("wal");
-        expect(db.pragma("user_version", { simple: true })).toBe(10);
+        expect(db.pragma("user_version", { simple: true })).toBe(LATEST);
       } finally {
         db.close();
       }

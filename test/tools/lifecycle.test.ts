@@ -1,6 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { API_KEY_PATTERN } from "../../src/keys/format.js";
 import { hashApiKey } from "../../src/keys/secret.js";
+import { encodeCursor } from "../../src/store/cursor.js";
 import { STORE_NOW_NOTICE } from "../../tools/create-api-key.js";
 import { changeEvents, dumpDatabase, rows } from "../helpers/db.js";
 import { startTestServer, testClock, type TestServer } from "../helpers/server.js";
@@ -44,6 +45,9 @@ describe("key lifecycle through the MCP tools (T1–T5)", () => {
         last_used_at: null,
         usage_count: 0,
         created_by: "alice",
+        scopes: [],
+        rotated_from: null,
+        rotated_to: null,
       });
       expect(result.texts).toEqual([STORE_NOW_NOTICE, JSON.stringify(result.data)]);
     });
@@ -67,6 +71,7 @@ describe("key lifecycle through the MCP tools (T1–T5)", () => {
         environment: { from: null, to: "live" },
         prefix: { from: null, to: result.data.key.prefix },
         expires_at: { from: null, to: null },
+        scopes: { from: null, to: [] },
       });
     });
 
@@ -196,7 +201,12 @@ describe("key lifecycle through the MCP tools (T1–T5)", () => {
       expect(await ids({ type: "secret", environment: "live" })).toEqual([liveSecret]);
     });
 
-    it.each([["not base64 at all", "%%%"], ["base64 of something else", Buffer.from("k1.abc").toString("base64url")], ["a made-up cursor", "eyJhIjoxfQ"]])(
+    it.each([
+      ["not base64 at all", "%%%"],
+      ["base64 of something else", Buffer.from("k1.abc").toString("base64url")],
+      ["a made-up cursor", "eyJhIjoxfQ"],
+      ["from list_audit_events", encodeCursor("a", 1)],
+    ])(
       "answers ERR_VALIDATION for a cursor that is %s",
       async (_label, cursor) => {
         const result = await server.call("list_api_keys", { cursor });

@@ -7,6 +7,9 @@ const EXPECTED = {
   get_api_key: { readOnlyHint: true, destructiveHint: false, idempotentHint: true },
   update_api_key: { readOnlyHint: false, destructiveHint: false, idempotentHint: true },
   delete_api_key: { readOnlyHint: false, destructiveHint: true, idempotentHint: true },
+  verify_api_key: { readOnlyHint: true, destructiveHint: false, idempotentHint: true },
+  rotate_api_key: { readOnlyHint: false, destructiveHint: true, idempotentHint: false },
+  list_audit_events: { readOnlyHint: true, destructiveHint: false, idempotentHint: true },
 };
 
 describe("tool registration (T)", () => {
@@ -16,7 +19,7 @@ describe("tool registration (T)", () => {
   });
   afterEach(() => server.close());
 
-  it("lists exactly the five phase 1 tools", async () => {
+  it("lists exactly the eight tools of phases 1 and 2", async () => {
     const { tools } = await server.client.listTools();
     expect(tools.map((tool) => tool.name).sort()).toEqual(Object.keys(EXPECTED).sort());
   });
@@ -39,10 +42,24 @@ describe("tool registration (T)", () => {
     expect(tool.outputSchema!.type).toBe("object");
   });
 
-  it("never puts a hash or a plaintext field in the key view schema", async () => {
+  // Every output that shows a key shows exactly the KeyView: the phase 2 tools embed it too.
+  const KEY_VIEWS: [tool: string, path: string][] = [
+    ["create_api_key", "key"],
+    ["list_api_keys", "keys[]"],
+    ["get_api_key", "key"],
+    ["update_api_key", "key"],
+    ["delete_api_key", "key"],
+    ["verify_api_key", "key"],
+    ["rotate_api_key", "key"],
+    ["rotate_api_key", "previous"],
+  ];
+
+  it.each(KEY_VIEWS)("never puts a hash or a plaintext field in the key view schema of %s.%s", async (name, path) => {
     const { tools } = await server.client.listTools();
-    const get = tools.find((tool) => tool.name === "get_api_key")!;
-    const view = (get.outputSchema!.properties as Record<string, { properties: Record<string, unknown> }>).key!;
+    const tool = tools.find((candidate) => candidate.name === name)!;
+    type ObjectSchema = { properties: Record<string, ObjectSchema & { items?: ObjectSchema }> };
+    const field = (tool.outputSchema as ObjectSchema).properties[path.replace("[]", "")]!;
+    const view = path.endsWith("[]") ? field.items! : field;
     expect(Object.keys(view.properties).sort()).toEqual(
       [
         "key_id",
@@ -59,6 +76,9 @@ describe("tool registration (T)", () => {
         "last_used_at",
         "usage_count",
         "created_by",
+        "scopes",
+        "rotated_from",
+        "rotated_to",
       ].sort(),
     );
   });

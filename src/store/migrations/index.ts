@@ -1,4 +1,6 @@
+import type Database from "better-sqlite3";
 import { initial } from "./010-initial.js";
+import { lifecycle } from "./020-lifecycle.js";
 
 /**
  * A schema step. Migrations are append-only: a released one is never edited, a fix is a new
@@ -8,6 +10,8 @@ export interface Migration {
   version: number;
   name: string;
   sql: string;
+  /** A step SQL alone cannot do, run after `sql` in the same transaction. */
+  run?: (db: Database.Database) => void;
 }
 
-export const MIGRATIONS: readonly Migration[] = [initial];
+export const MIGRATIONS: readonly Migration[] = [initial, lifecycle];

@@ -1,0 +1,158 @@
+import { join } from "node:path";
+import Database from "better-sqlite3";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { newKeyId } from "../../src/keys/ids.js";
+import { issueApiKey } from "../../src/keys/secret.js";
+import { auditHash, GENESIS_HASH, verifyAuditChain } from "../../src/store/audit-chain.js";
+import { openDatabase } from "../../src/store/database.js";
+import { migrate } from "../../src/store/migrate.js";
+import { initial } from "../../src/store/migrations/010-initial.js";
+import { MIGRATIONS } from "../../src/store/migrations/index.js";
+import { SqliteKeyRepository } from "../../src/store/sqlite-repository.js";
+import { testClock } from "../helpers/server.js";
+import { runCommand, tempDir } from "../helpers/spawn.js";
+
+const ALICE = { tenantId: "merchant_a", subject: "alice" };
+const BOB = { tenantId: "merchant_b", subject: "bob" };
+
+function newKey(name: string) {
+  const issued = issueApiKey("secret", "test");
+  return { keyId: newKeyId(), name, description: null, type: "secret" as const, environment: "test" as const, prefix: issued.prefix, hash: issued.hash, hashVersion: 1, expiresAt: null, scopes: [] };
+}
+
+/** Eight audited events of every kind, written through the real repository. */
+async function writeHistory(repository: SqliteKeyRepository): Promise<void> {
+  const one = await repository.createKey(ALICE, newKey("one"));
+  const two = await repository.createKey(ALICE, newKey("two"));
+  await repository.createKey(BOB, newKey("three"));
+  await repository.updateKey(ALICE, one.keyId, { name: "one, renamed", scopes: ["payments:read"] });
+  const issued = issueApiKey("secret", "test");
+  await repository.rotateKey(ALICE, two.keyId, { keyId: newKeyId(), prefix: issued.prefix, hash: issued.hash, hashVersion: 1, graceMs: 0 });
+  await repository.revokeKey(ALICE, one.keyId);
+  await repository.recordDenial({ tool: "create_api_key", reason: "ERR_AUTH_INVALID", tenantId: null, actor: null, keyId: null });
+  await repository.recordDenial({ tool: "delete_api_key", reason: "ERR_FORBIDDEN", tenantId: "merchant_a", actor: "rita", keyId: one.keyId });
+}
+
+describe("audit hash chain (S4)", () => {
+  let dir: ReturnType<typeof tempDir>;
+  let dbPath: string;
+
+  beforeEach(async () => {
+    dir = tempDir();
+    dbPath = join(dir.path, "audit.db");
+    const repository = new SqliteKeyRepository(openDatabase(dbPath), testClock());
+    await writeHistory(repository);
+    await repository.close();
+  });
+  afterEach(() => dir.remove());
+
+  /** A raw connection with the append-only triggers dropped: what someone with the file could do. */
+  function tamper(sql: string): void {
+    const db = new Database(dbPath);
+    db.exec("DROP TRIGGER audit_events_no_update; DROP TRIGGER audit_events_no_delete;");
+    db.exec(sql);
+    db.close();
+  }
+
+  function verify() {
+    const db = new Database(dbPath, { readonly: true });
+    try {
+      return verifyAuditChain(db);
+    } finally {
+      db.close();
+    }
+  }
+
+  it("chains every row to the one before, from the genesis hash", () => {
+    const db = new Database(dbPath, { readonly: true });
+    const rows = db.prepare("SELECT * FROM audit_events ORDER BY seq").all() as Record<string, string | number | null>[];
+    db.close();
+    expect(rows).toHaveLength(8);
+    let previous = GENESIS_HASH;
+    for (const row of rows) {
+      expect(row.prev_hash).toBe(previous);
+      expect(row.hash).toBe(auditHash(previous, row as never));
+      expect(row.hash).toMatch(/^[0-9a-f]{64}$/);
+      previous = row.hash as string;
+    }
+    expect(verify()).toEqual({ ok: true, rows: 8, head: previous });
+  });
+
+  it("`audit verify` prints the rows checked and exits 0 on an intact chain", async () => {
+    const run = await runCommand(["audit", "verify", "--db", dbPath], {}, dir.path);
+    expect(run.code).toBe(0);
+    expect(run.stdout).toMatch(/^audit chain intact: 8 rows checked; head hash [0-9a-f]{64}\n$/);
+    // API_KEYS_MCP_DB works as well as --db.
+    const byEnv = await runCommand(["audit", "verify"], { API_KEYS_MCP_DB: dbPath }, dir.path);
+    expect(byEnv.stdout).toBe(run.stdout);
+  });
+
+  it.each([
+    ["a changed field", "UPDATE audit_events SET actor = 'mallory' WHERE seq = 4", 4, /content does not match/],
+    ["changed changes", `UPDATE audit_events SET changes = '{"name":{"from":"one","to":"x"}}' WHERE seq = 4`, 4, /content does not match/],
+    ["a deleted row", "DELETE FROM audit_events WHERE seq = 3", 4, /prev_hash/],
+    ["a deleted first row", "DELETE FROM audit_events WHERE seq = 1", 2, /prev_hash/],
+    ["a replaced hash", "UPDATE audit_events SET hash = 'f' || substr(hash, 2) WHERE seq = 5", 5, /content does not match/],
+    ["swapped rows", "UPDATE audit_events SET seq = seq + 100 WHERE seq IN (6, 7); UPDATE audit_events SET seq = 13 WHERE seq = 106; UPDATE audit_events SET seq = 6 WHERE seq = 107; UPDATE audit_events SET seq = 7 WHERE seq = 13;", 6, /prev_hash/],
+  ])("finds %s at the right row, and `audit verify` exits 1 naming it", async (_label, sql, brokenSeq, problem) => {
+    tamper(sql);
+    const result = verify();
+    expect(result.ok).toBe(false);
+    if (result.ok) return;
+    expect(result.seq).toBe(brokenSeq);
+    expect(result.problem).toMatch(problem);
+
+    const run = await runCommand(["audit", "verify", "--db", dbPath], {}, dir.path);
+    expect(run.code).toBe(1);
+    expect(run.stdout).toContain(`BROKEN at row ${brokenSeq} (event ${result.eventId})`);
+  });
+
+  it("catches a row whose hash was recomputed to fit, at the row after it", () => {
+    const db = new Database(dbPath);
+    db.exec("DROP TRIGGER audit_events_no_update");
+    const row = db.prepare("SELECT * FROM audit_events WHERE seq = 3").get() as Record<string, string>;
+    const forged = { ...row, actor: "mallory" };
+    db.prepare("UPDATE audit_events SET actor = ?, hash = ? WHERE seq = 3").run("mallory", auditHash(row.prev_hash!, forged as never));
+    db.close();
+    expect(verify()).toMatchObject({ ok: false, seq: 4 });
+  });
+
+  it("keeps one chain across two connections writing in turn (as two processes would)", async () => {
+    const first = new SqliteKeyRepository(openDatabase(dbPath), testClock());
+    const second = new SqliteKeyRepository(openDatabase(dbPath), testClock());
+    for (let i = 0; i < 5; i++) {
+      await first.createKey(ALICE, newKey(`first ${i}`));
+      await second.createKey(BOB, newKey(`second ${i}`));
+    }
+    await first.close();
+    await second.close();
+    expect(verify()).toMatchObject({ ok: true, rows: 18 });
+  });
+
+  it("answers exit 2 for a missing database, without creating it", async () => {
+    const missing = join(dir.path, "nope.db");
+    const run = await runCommand(["audit", "verify", "--db", missing], {}, dir.path);
+    expect(run.code).toBe(2);
+    expect(run.stderr).toMatch(/cannot open/);
+    const help = await runCommand(["audit", "--help"], {}, dir.path);
+    expect(help.code).toBe(0);
+    expect(help.stdout).toMatch(/Usage: api-keys-mcp audit verify/);
+  });
+});
+
+describe("migration 020 chains the rows written before it", () => {
+  it("hashes existing audit rows in order, and the append-only triggers are back", () => {
+    const db = new Database(":memory:");
+    migrate(db, [initial]);
+    const insert = db.prepare(
+      "INSERT INTO audit_events (event_id, occurred_at, action, outcome, tenant_id, actor, key_id, changes) VALUES (?, ?, 'api_key.created', 'success', 'm', 'a', ?, '{}')",
+    );
+    for (let i = 0; i < 5; i++) insert.run(`evt_old${i}`, 1000 + i, `key_old${i}`);
+
+    expect(migrate(db)).toEqual({ from: 10, to: MIGRATIONS.at(-1)!.version });
+    expect(verifyAuditChain(db)).toMatchObject({ ok: true, rows: 5 });
+    expect(() => db.exec("UPDATE audit_events SET actor = 'x'")).toThrow(/append-only/);
+    expect(() => db.exec("DELETE FROM audit_events")).toThrow(/append-only/);
+    db.close();
+  });
+});

@@ -1,0 +1,68 @@
+import * as z from "zod";
+import { AppError } from "../src/errors.js";
+import { AUDIT_ACTIONS } from "../src/store/audit.js";
+import { defineTool } from "./define-tool.js";
+import { keyIdField } from "./schemas.js";
+
+const auditEventSchema = z.object({
+  event_id: z.string(),
+  occurred_at: z.iso.datetime(),
+  action: z.enum(AUDIT_ACTIONS),
+  key_id: z.string().nullable(),
+  actor: z.string().nullable().describe("Subject of the token that acted, when known."),
+  outcome: z.enum(["success", "denied"]),
+  reason: z.string().nullable().describe("For a denied call, the error code it received."),
+  changes: z
+    .record(z.string(), z.object({ from: z.unknown(), to: z.unknown() }))
+    .nullable()
+    .describe("Each changed field with its old and new value; never a secret."),
+});
+
+/** V4: the merchant's audit trail, newest first. */
+export const registerListAuditEventsTool = defineTool({
+  name: "list_audit_events",
+  title: "List audit events",
+  description:
+    "List the audit trail of this merchant's API keys, newest first: who created, updated, rotated or revoked which key and what changed, " +
+    "and calls that were denied. Filter by key_id, action or since; when next_cursor is not null, pass it as cursor for older events. " +
+    "Never contains secrets. Requires api_keys:read.",
+  permission: "api_keys:read",
+  input: {
+    key_id: keyIdField.optional().describe("Only events about this key."),
+    action: z.enum(AUDIT_ACTIONS).optional().describe("Only events of this kind."),
+    since: z.iso.datetime({ offset: true }).optional().describe('Only events at or after this ISO-8601 date-time, e.g. "2026-11-01T00:00:00Z".'),
+    limit: z.number().int().min(1).max(100).default(20).describe("Events per page, 1 to 100 (default 20)."),
+    cursor: z.string().min(1).max(200).optional().describe("next_cursor from the previous page; omit for the newest events."),
+  },
+  output: {
+    events: z.array(auditEventSchema),
+    next_cursor: z.string().nullable().describe("Pass as cursor to get older events; null on the last page."),
+  },
+  annotations: { readOnlyHint: true, destructiveHint: false, idempotentHint: true },
+  async run(args, { principal, repository }) {
+    const since = args.since === undefined ? undefined : Date.parse(args.since);
+    if (since !== undefined && Number.isNaN(since)) throw new AppError("ERR_VALIDATION", "since is not a valid date-time.");
+    const page = await repository.listAuditEvents(principal.tenantId, {
+      limit: args.limit,
+      cursor: args.cursor,
+      keyId: args.key_id,
+      action: args.action,
+      since,
+    });
+    return {
+      output: {
+        events: page.events.map((event) => ({
+          event_id: event.eventId,
+          occurred_at: new Date(event.occurredAt).toISOString(),
+          action: event.action,
+          key_id: event.keyId,
+          actor: event.actor,
+          outcome: event.outcome,
+          reason: event.reason,
+          changes: event.changes,
+        })),
+        next_cursor: page.nextCursor,
+      },
+    };
+  },
+});
