@@ -1,0 +1,204 @@
+/**
+ * `npm run bench`: our server against baselines doing the least possible for the same work,
+ * side by side in one run. Prints a table of medians and ratios and exits 1 if a goal is missed.
+ * Timings are wall-clock on whatever else the machine is doing; ratios against a baseline measured
+ * in the same rounds are what the goals are about.
+ */
+import { createHash, randomBytes } from "node:crypto";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { cpus, tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { Client } from "@modelcontextprotocol/sdk/client/index.js";
+import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js";
+import Database from "better-sqlite3";
+import { SignJWT } from "jose";
+import { openVerifier } from "../src/lib.js";
+import { encodeCursor } from "../src/store/cursor.js";
+import { seedKeys } from "./seed.js";
+import { median, percentile } from "./stats.js";
+
+const SERVER = fileURLToPath(new URL("../src/index.js", import.meta.url));
+const BASELINE = fileURLToPath(new URL("./baseline-server.js", import.meta.url));
+const LIST_KEYS = 100_000;
+const ROUNDS = 5;
+
+interface Row {
+  measure: string;
+  ours: string;
+  baseline: string;
+  ratio: number;
+  goal: string;
+  met: boolean;
+}
+const rows: Row[] = [];
+const fmt = (n: number, unit: string) => `${n >= 100 ? Math.round(n) : n.toPrecision(3)} ${unit}`;
+
+async function connect(entry: string, env: Record<string, string>): Promise<{ client: Client; transport: StdioClientTransport }> {
+  const transport = new StdioClientTransport({ command: process.execPath, args: [entry], env, stderr: "ignore" });
+  const client = new Client({ name: "bench", version: "0.0.0" });
+  await client.connect(transport);
+  return { client, transport };
+}
+
+async function call(client: Client, name: string, args: Record<string, unknown>): Promise<void> {
+  const result = await client.callTool({ name, arguments: args });
+  if (result.isError) throw new Error(`${name} failed: ${JSON.stringify(result.content)}`);
+}
+
+/** Per-call latencies in microseconds for `count` sequential calls. */
+async function latencies(client: Client, name: string, args: Record<string, unknown>, count: number): Promise<number[]> {
+  const samples: number[] = [];
+  for (let i = 0; i < count; i++) {
+    const started = process.hrtime.bigint();
+    await call(client, name, args);
+    samples.push(Number(process.hrtime.bigint() - started) / 1000);
+  }
+  return samples;
+}
+
+/** Calls per second with `inFlight` calls outstanding at all times. */
+async function throughput(client: Client, makeCall: (i: number) => Promise<void>, total: number, inFlight: number): Promise<number> {
+  let next = 0;
+  const started = process.hrtime.bigint();
+  const worker = async () => {
+    while (next < total) await makeCall(next++);
+  };
+  await Promise.all(Array.from({ length: inFlight }, worker));
+  return total / (Number(process.hrtime.bigint() - started) / 1e9);
+}
+
+function rssMb(pid: number): number {
+  const status = readFileSync(`/proc/${pid}/status`, "utf8");
+  return Number(/VmRSS:\s+(\d+) kB/.exec(status)![1]) / 1024;
+}
+
+async function main(): Promise<void> {
+  const dir = mkdtempSync(join(tmpdir(), "api-keys-mcp-bench-"));
+  try {
+    const secret = randomBytes(32).toString("base64url");
+    const token = await new SignJWT({ merchant_id: "merchant_bench", scope: "api_keys:read api_keys:write" })
+      .setProtectedHeader({ alg: "HS256" })
+      .setSubject("bench")
+      .setExpirationTime("2h")
+      .sign(new TextEncoder().encode(secret));
+    const dbPath = join(dir, "keys.db");
+    process.stderr.write(`seeding ${LIST_KEYS} keys… `);
+    const plaintexts = seedKeys(dbPath, "merchant_bench", LIST_KEYS, Date.UTC(2026, 0, 1));
+    process.stderr.write("done\n");
+    const env = {
+      API_KEYS_MCP_JWT_SECRET: secret,
+      API_KEYS_MCP_TOKEN: token,
+      API_KEYS_MCP_DB: dbPath,
+      API_KEYS_MCP_RATE_LIMIT_READ: "1000000",
+      API_KEYS_MCP_RATE_LIMIT_WRITE: "1000000",
+    };
+
+    // Start-up: spawn to `initialize` answered, alternating so drift hits both alike.
+    const startOurs: number[] = [];
+    const startBase: number[] = [];
+    for (let i = 0; i < 12; i++) {
+      for (const [entry, samples, entryEnv] of [[SERVER, startOurs, env], [BASELINE, startBase, {}]] as const) {
+        const started = process.hrtime.bigint();
+        const { client } = await connect(entry, entryEnv);
+        samples.push(Number(process.hrtime.bigint() - started) / 1e6);
+        await client.close();
+      }
+    }
+    addRow("start-up: spawn to initialize answered (median)", median(startOurs), median(startBase), "ms", 1.5, "≤");
+
+    const ours = await connect(SERVER, env);
+    const base = await connect(BASELINE, {});
+    const db = new Database(dbPath, { readonly: true });
+    const keyId = db.prepare("SELECT key_id FROM api_keys ORDER BY seq DESC LIMIT 1").pluck().get() as string;
+    // A cursor 99,000 keys deep: the page after it is near the oldest end of the list.
+    const deepSeq = db.prepare("SELECT seq FROM api_keys ORDER BY seq DESC LIMIT 1 OFFSET 99000").pluck().get() as number;
+    db.close();
+
+    // get_api_key round trip against the no-op tool of the same shape, in alternating rounds.
+    const getOurs: number[] = [];
+    const getBase: number[] = [];
+    await latencies(ours.client, "get_api_key", { key_id: keyId }, 300);
+    await latencies(base.client, "noop", { key_id: keyId }, 300);
+    for (let round = 0; round < ROUNDS; round++) {
+      getOurs.push(...(await latencies(ours.client, "get_api_key", { key_id: keyId }, 400)));
+      getBase.push(...(await latencies(base.client, "noop", { key_id: keyId }, 400)));
+    }
+    addRow("get_api_key round trip over stdio, p50", percentile(getOurs, 50), percentile(getBase, 50), "µs", 1.3, "≤");
+    addRow("get_api_key round trip over stdio, p99", percentile(getOurs, 99), percentile(getBase, 99), "µs", undefined, "≤");
+
+    // create_api_key throughput with 16 calls in flight, against no-op calls.
+    const createOurs: number[] = [];
+    const createBase: number[] = [];
+    for (let round = 0; round < ROUNDS; round++) {
+      createOurs.push(await throughput(ours.client, (i) => call(ours.client, "create_api_key", { name: `bench ${round}-${i}` }), 1000, 16));
+      createBase.push(await throughput(base.client, () => call(base.client, "noop", { key_id: keyId }), 1000, 16));
+    }
+    addRow("create_api_key calls/s, 16 in flight", median(createOurs), median(createBase), "/s", 0.5, "≥");
+
+    // list_api_keys: a page deep in the list against the first page.
+    const firstPage: number[] = [];
+    const deepPage: number[] = [];
+    const deep = { limit: 20, cursor: encodeCursor("k", deepSeq) };
+    for (let round = 0; round < ROUNDS; round++) {
+      firstPage.push(...(await latencies(ours.client, "list_api_keys", { limit: 20 }, 100)));
+      deepPage.push(...(await latencies(ours.client, "list_api_keys", deep, 100)));
+    }
+    addRow(`list_api_keys page 99,000 keys deep vs first page, p50`, percentile(deepPage, 50), percentile(firstPage, 50), "µs", 1.5, "≤");
+
+    const serverRss = rssMb(ours.transport.pid!);
+    await ours.client.close();
+    await base.client.close();
+
+    // openVerifier().verify in-process against SHA-256 + one prepared indexed SELECT.
+    const verifier = openVerifier({ db: dbPath });
+    const raw = new Database(dbPath, { readonly: true });
+    const lookup = raw.prepare("SELECT key_id, tenant_id, expires_at, revoked_at FROM api_keys WHERE key_hash = ?");
+    const pick = (i: number) => plaintexts[(i * 7919) % plaintexts.length]!;
+    const verifyOurs: number[] = [];
+    const verifyBase: number[] = [];
+    const perSecond = async (run: (i: number) => unknown) => {
+      const started = process.hrtime.bigint();
+      let i = 0;
+      while (Number(process.hrtime.bigint() - started) < 500e6) {
+        for (let j = 0; j < 500; j++) await run(i++);
+      }
+      return i / (Number(process.hrtime.bigint() - started) / 1e9);
+    };
+    for (let round = 0; round < ROUNDS; round++) {
+      verifyOurs.push(await perSecond((i) => verifier.verify(pick(i))));
+      verifyBase.push(await perSecond((i) => lookup.get(createHash("sha256").update(pick(i)).digest("hex"))));
+    }
+    await verifier.close();
+    raw.close();
+    addRow("openVerifier().verify per second, in-process, 100k keys", median(verifyOurs), median(verifyBase), "/s", 0.7, "≥");
+
+    const benchRss = process.memoryUsage().rss / 1024 / 1024;
+    rows.push({ measure: "server resident memory after the run", ours: fmt(serverRss, "MB"), baseline: "—", ratio: NaN, goal: "< 150 MB", met: serverRss < 150 });
+    rows.push({ measure: "bench process (verifier) resident memory", ours: fmt(benchRss, "MB"), baseline: "—", ratio: NaN, goal: "< 150 MB", met: benchRss < 150 });
+
+    print();
+    if (rows.some((row) => !row.met)) process.exitCode = 1;
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+function addRow(measure: string, ours: number, baseline: number, unit: string, goal: number | undefined, sense: "≤" | "≥"): void {
+  const ratio = ours / baseline;
+  const met = goal === undefined || (sense === "≤" ? ratio <= goal : ratio >= goal);
+  rows.push({ measure, ours: fmt(ours, unit), baseline: fmt(baseline, unit), ratio, goal: goal === undefined ? "(reported)" : `${sense} ${goal}×`, met });
+}
+
+function print(): void {
+  const lines = [
+    `api-keys-mcp benchmark — ${new Date().toISOString().slice(0, 10)}, Node ${process.version}, ${cpus().length} × ${cpus()[0]?.model ?? "CPU"}`,
+    "",
+    "| Measure | Ours | Baseline | Ratio | Goal | Met |",
+    "|---|---|---|---|---|---|",
+    ...rows.map((row) => `| ${row.measure} | ${row.ours} | ${row.baseline} | ${Number.isNaN(row.ratio) ? "—" : `${row.ratio.toFixed(2)}×`} | ${row.goal} | ${row.met ? "yes" : "**NO**"} |`),
+  ];
+  console.log(lines.join("\n"));
+}
+
+await main();
