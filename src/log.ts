@@ -1,4 +1,5 @@
 import type { Clock } from "./clock.js";
+import { isoTime } from "./keys/iso-time.js";
 
 export const LOG_LEVELS = ["debug", "info", "warn", "error", "silent"] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
@@ -34,7 +35,9 @@ export function createLogger(options: { level: LogLevel; write: (line: string) =
   const clock = options.clock ?? Date.now;
   const emit = (level: Exclude<LogLevel, "silent">, message: string, fields?: LogFields) => {
     if (SEVERITY[level] < threshold) return;
-    const line = JSON.stringify({ time: new Date(clock()).toISOString(), level, msg: message, ...fields }, errorsAsObjects);
+    const record = { time: isoTime(clock()), level, msg: message, ...fields };
+    // The replacer costs on every key, so only lines that carry an error pay for it.
+    const line = fields && hasError(fields) ? JSON.stringify(record, errorsAsObjects) : JSON.stringify(record);
     options.write(redact(line));
   };
   return {
@@ -45,9 +48,41 @@ export function createLogger(options: { level: LogLevel; write: (line: string) =
   };
 }
 
+function hasError(fields: LogFields): boolean {
+  for (const key in fields) if (fields[key] instanceof Error) return true;
+  return false;
+}
+
 function errorsAsObjects(_key: string, value: unknown): unknown {
   if (!(value instanceof Error)) return value;
   const { name, message, stack, cause } = value;
   const code = (value as { code?: unknown }).code;
   return { name, message, ...(code === undefined ? {} : { code }), stack, ...(cause === undefined ? {} : { cause }) };
+}
+
+/**
+ * Gathers lines and hands them to `write` in one piece at the end of the event-loop turn: under
+ * load, one stderr write carries many calls' lines instead of one syscall each. `flush()` writes
+ * at once (on shutdown, before the process exits).
+ */
+export function createLineBuffer(write: (chunk: string) => void): { write: (line: string) => void; flush: () => void } {
+  let pending: string[] = [];
+  let scheduled = false;
+  const flush = () => {
+    scheduled = false;
+    if (pending.length === 0) return;
+    const chunk = `${pending.join("\n")}\n`;
+    pending = [];
+    write(chunk);
+  };
+  return {
+    write(line) {
+      pending.push(line);
+      if (!scheduled) {
+        scheduled = true;
+        setImmediate(flush);
+      }
+    },
+    flush,
+  };
 }

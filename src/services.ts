@@ -46,7 +46,10 @@ export function createServices(options: ServiceOptions): ToolServices | AppError
     return new AppError("ERR_CONFIG", databaseProblem(error), { cause: error });
   }
 
-  const repository = new SqliteKeyRepository(db, clock);
+  const repository = new SqliteKeyRepository(db, clock, {
+    checkpointEveryMs: 1000,
+    onUsageError: (error) => logger.warn("usage_flush_failed", { error }),
+  });
   const authorizer = new Authorizer({
     resolveToken: createTokenResolver({ value: config.token.value, file: config.token.file, readFile: options.readTokenFile }),
     verifyToken: createTokenVerifier(config.auth, clock),

@@ -1,7 +1,7 @@
 import { existsSync } from "node:fs";
 import Database from "better-sqlite3";
 import { systemClock, type Clock } from "./clock.js";
-import { checkApiKey, type VerifyCode } from "./keys/verify.js";
+import { judgeKey, lookupHash, type VerifyCode } from "./keys/verify.js";
 import { toKeyView, type KeyView } from "./keys/view.js";
 import { openDatabase } from "./store/database.js";
 import { migrate } from "./store/migrate.js";
@@ -58,9 +58,13 @@ export function openVerifier(options: VerifierOptions): Verifier {
     async verify(plaintext) {
       if (closed) throw new Error("openVerifier: verify() called after close()");
       if (typeof plaintext !== "string") throw new TypeError("verify: the key must be a string");
+      // Synchronous inside: one statement, no promise between the lookup and the verdict.
+      const hash = lookupHash(plaintext);
+      if (hash === undefined) return { valid: false, code: "MALFORMED" };
       const now = clock();
-      const check = await checkApiKey(plaintext, repository, now);
+      const check = judgeKey(repository.lookupByHash(hash), now);
       if (!("record" in check)) return { valid: false, code: check.code };
+      if (check.code === "VALID") repository.recordUsage(check.record.keyId, now);
       return { valid: check.code === "VALID", code: check.code, key: toKeyView(check.record, now), merchant_id: check.record.tenantId };
     },
     async close() {

@@ -2,7 +2,7 @@ import { StdioServerTransport } from "@modelcontextprotocol/sdk/server/stdio.js"
 import { systemClock } from "../clock.js";
 import { loadConfig } from "../config.js";
 import { AppError } from "../errors.js";
-import { createLogger } from "../log.js";
+import { createLineBuffer, createLogger } from "../log.js";
 import { createServer } from "../server.js";
 import { createServices } from "../services.js";
 import type { Io } from "./io.js";
@@ -17,7 +17,8 @@ const SHUTDOWN_GRACE_MS = 10_000;
  */
 export async function serve(io: Io): Promise<void> {
   const { config, problems } = loadConfig({ env: io.env, platform: io.platform, homedir: io.homedir, readFile: io.readFileSync });
-  const logger = createLogger({ level: config.logLevel, write: (line) => io.stderr.write(`${line}\n`) });
+  const stderr = createLineBuffer((chunk) => io.stderr.write(chunk));
+  const logger = createLogger({ level: config.logLevel, write: stderr.write });
   for (const problem of problems) logger.error("config_problem", { ...problem });
 
   const services = createServices({ config, problems, logger, clock: systemClock, readTokenFile: io.readFile });
@@ -38,10 +39,12 @@ export async function serve(io: Io): Promise<void> {
       // Answer what was already asked before closing the database, then let stdout drain.
       if (!(await pending.settled(SHUTDOWN_GRACE_MS))) logger.warn("shutdown_abandoned_requests", { pending_requests: pending.size });
       await close();
+      stderr.flush();
       await new Promise<void>((resolve) => io.stdout.write("", () => resolve()));
       io.exit(0);
     } catch (error) {
       logger.error("shutdown_failed", { error });
+      stderr.flush();
       io.exit(1);
     }
   };

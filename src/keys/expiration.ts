@@ -1,4 +1,5 @@
 import { AppError } from "../errors.js";
+import { isoTime } from "./iso-time.js";
 
 const DAY_MS = 86_400_000;
 
@@ -28,5 +29,5 @@ export function resolveExpiration(input: string, now: number): number | null {
 
 /** Epoch milliseconds as an ISO-8601 `Z` string, `null` stays `null`. */
 export function toIso(ms: number | null): string | null {
-  return ms === null ? null : new Date(ms).toISOString();
+  return ms === null ? null : isoTime(ms);
 }

@@ -10,9 +10,19 @@ export function newKeyId(): string {
 
 export const KEY_ID_PATTERN = /^key_[0-9A-Za-z]{20}$/;
 
-/** Audit event id: `evt_` + 20 base62 characters. */
-export function newEventId(): string {
-  return `evt_${base62Id()}`;
+const base62Random12 = customAlphabet(BASE62_ALPHABET, 12);
+
+/**
+ * Audit event id: `evt_` + 20 base62 characters, the first 8 the time in milliseconds and the
+ * rest random (~71 bits). Time first, so the unique index on event ids grows at its right edge
+ * like the log itself, instead of dirtying a random index page on every write.
+ */
+export function newEventId(at: number): string {
+  let time = "";
+  for (let rest = Math.max(0, Math.floor(at)), i = 0; i < 8; i++, rest = Math.floor(rest / 62)) {
+    time = BASE62_ALPHABET.charAt(rest % 62) + time;
+  }
+  return `evt_${time}${base62Random12()}`;
 }
 
 /** Reference id for an internal error, shown to the client and written to the log. */

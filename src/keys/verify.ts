@@ -9,10 +9,26 @@ export type VerifyCode = (typeof VERIFY_CODES)[number];
 export type KeyCheck = { code: "MALFORMED" | "NOT_FOUND" } | { code: "VALID" | "EXPIRED" | "REVOKED"; record: KeyRecord };
 
 /**
- * V1, the one check behind both `verify_api_key` and the `openVerifier` library export. A key
- * whose shape or checksum is wrong is MALFORMED without touching the database; otherwise one
- * indexed lookup by hash. With `tenantId`, a key of another tenant is NOT_FOUND. Only a VALID
- * key counts a use, and that count is batched, not written here.
+ * V1 in two halves, so the library's hot path can look the key up without a promise in between.
+ * First: the hash to look up, or `undefined` for a key whose shape or checksum is wrong, which
+ * is MALFORMED without touching the database.
+ */
+export function lookupHash(plaintext: string): string | undefined {
+  return parseApiKey(plaintext) ? hashApiKey(plaintext) : undefined;
+}
+
+/** Second: the verdict on what the lookup found. With `tenantId`, another tenant's key is NOT_FOUND. */
+export function judgeKey(record: KeyRecord | undefined, now: number, tenantId?: string): KeyCheck {
+  if (!record || (tenantId !== undefined && record.tenantId !== tenantId)) return { code: "NOT_FOUND" };
+  const status = keyStatus(record, now);
+  if (status === "revoked") return { code: "REVOKED", record };
+  if (status === "expired") return { code: "EXPIRED", record };
+  return { code: "VALID", record };
+}
+
+/**
+ * The whole check, as `verify_api_key` makes it through the repository: one indexed lookup by
+ * hash, and a VALID key counts one use (batched by the repository, never a write here).
  */
 export async function checkApiKey(
   plaintext: string,
@@ -20,12 +36,9 @@ export async function checkApiKey(
   now: number,
   tenantId?: string,
 ): Promise<KeyCheck> {
-  if (!parseApiKey(plaintext)) return { code: "MALFORMED" };
-  const record = await repository.findKeyByHash(hashApiKey(plaintext));
-  if (!record || (tenantId !== undefined && record.tenantId !== tenantId)) return { code: "NOT_FOUND" };
-  const status = keyStatus(record, now);
-  if (status === "revoked") return { code: "REVOKED", record };
-  if (status === "expired") return { code: "EXPIRED", record };
-  repository.recordUsage(record.keyId, now);
-  return { code: "VALID", record };
+  const hash = lookupHash(plaintext);
+  if (hash === undefined) return { code: "MALFORMED" };
+  const check = judgeKey(await repository.findKeyByHash(hash), now, tenantId);
+  if (check.code === "VALID") repository.recordUsage(check.record.keyId, now);
+  return check;
 }

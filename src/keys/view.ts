@@ -1,5 +1,6 @@
 import type { KeyRecord } from "../store/repository.js";
 import { toIso } from "./expiration.js";
+import { isoTime } from "./iso-time.js";
 import type { Environment, KeyType } from "./format.js";
 
 export const KEY_STATUSES = ["active", "expired", "revoked"] as const;
@@ -43,8 +44,8 @@ export function toKeyView(record: KeyRecord, now: number): KeyView {
     environment: record.environment,
     prefix: record.prefix,
     status: keyStatus(record, now),
-    created_at: new Date(record.createdAt).toISOString(),
-    updated_at: new Date(record.updatedAt).toISOString(),
+    created_at: isoTime(record.createdAt),
+    updated_at: isoTime(record.updatedAt),
     expires_at: toIso(record.expiresAt),
     revoked_at: toIso(record.revokedAt),
     last_used_at: toIso(record.lastUsedAt),

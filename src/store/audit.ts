@@ -33,7 +33,7 @@ export function createAuditWriter(db: Database.Database): (entry: AuditEntry, oc
   );
   return (entry, occurredAt) => {
     const row: ChainedRow = {
-      event_id: newEventId(),
+      event_id: newEventId(occurredAt),
       occurred_at: occurredAt,
       action: entry.action,
       outcome: entry.outcome,
