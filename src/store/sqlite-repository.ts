@@ -20,6 +20,7 @@ import type {
   StatusFilter,
 } from "./repository.js";
 import { SqliteAuditQuery } from "./sqlite-audit-query.js";
+import { BackgroundCheckpointer } from "./checkpointer.js";
 import { UsageRecorder } from "./usage.js";
 import { WriteBatcher } from "./write-batch.js";
 
@@ -49,11 +50,7 @@ export interface SqliteRepositoryOptions {
   onUsageError?: (error: unknown) => void;
   /** Whether `close()` closes the database too (default true); false when the handle is lent. */
   closeDatabase?: boolean;
-  /**
-   * Checkpoint the WAL on this timer instead of inside whichever commit crosses SQLite's
-   * 1000-page threshold (a checkpoint copies pages back and fsyncs, which is by far the most
-   * expensive thing a commit can do). Unset: SQLite's automatic checkpoints.
-   */
+  /** Checkpoint the WAL from a background thread this often (BackgroundCheckpointer). Unset: SQLite's automatic checkpoints. */
   checkpointEveryMs?: number;
 }
 
@@ -70,7 +67,7 @@ export class SqliteKeyRepository implements KeyRepository {
   readonly #auditQuery: SqliteAuditQuery;
   readonly #usage: UsageRecorder;
   readonly #writes: WriteBatcher;
-  readonly #checkpoints: NodeJS.Timeout | undefined;
+  readonly #checkpoints: BackgroundCheckpointer | undefined;
   readonly #closeDatabase: boolean;
   readonly #insertKey: Database.Statement;
   readonly #selectKey: Database.Statement<[string, string], KeyRow>;
@@ -87,8 +84,8 @@ export class SqliteKeyRepository implements KeyRepository {
     this.#auditQuery = new SqliteAuditQuery(db);
     this.#usage = new UsageRecorder(db, { intervalMs: options.usageFlushMs, onError: options.onUsageError });
     this.#closeDatabase = options.closeDatabase ?? true;
-    this.#writes = new WriteBatcher(db);
-    this.#checkpoints = options.checkpointEveryMs ? scheduleCheckpoints(db, options.checkpointEveryMs) : undefined;
+    this.#checkpoints = options.checkpointEveryMs && !db.memory ? new BackgroundCheckpointer(db, options.checkpointEveryMs) : undefined;
+    this.#writes = new WriteBatcher(db, () => this.#checkpoints?.noteWrite());
     this.#insertKey = db.prepare(
       `INSERT INTO api_keys (key_id, tenant_id, name, description, type, environment, prefix, key_hash, hash_version,
          created_at, updated_at, expires_at, created_by, scopes, rotated_from)
@@ -256,7 +253,7 @@ export class SqliteKeyRepository implements KeyRepository {
   async close(): Promise<void> {
     if (!this.#db.open) return;
     this.#writes.flush();
-    if (this.#checkpoints) clearInterval(this.#checkpoints);
+    await this.#checkpoints?.stop();
     this.#usage.close();
     if (this.#closeDatabase) this.#db.close();
   }
@@ -351,18 +348,3 @@ function who(actor: Actor): { tenantId: string; actor: string } {
   return { tenantId: actor.tenantId, actor: actor.subject };
 }
 
-function scheduleCheckpoints(db: Database.Database, everyMs: number): NodeJS.Timeout | undefined {
-  if (db.memory) return undefined;
-  db.pragma("wal_autocheckpoint = 0");
-  const timer = setInterval(() => {
-    try {
-      // PASSIVE never waits for other processes' readers or writers; what it cannot copy now,
-      // the next round will.
-      if (db.open) db.pragma("wal_checkpoint(PASSIVE)");
-    } catch {
-      // Busy or interrupted: nothing lost, the WAL keeps the pages until the next round.
-    }
-  }, everyMs);
-  timer.unref();
-  return timer;
-}

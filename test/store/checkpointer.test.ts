@@ -1,0 +1,69 @@
+import { copyFileSync, rmSync } from "node:fs";
+import { join } from "node:path";
+import Database from "better-sqlite3";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { newKeyId } from "../../src/keys/ids.js";
+import { issueApiKey } from "../../src/keys/secret.js";
+import { openDatabase } from "../../src/store/database.js";
+import { SqliteKeyRepository } from "../../src/store/sqlite-repository.js";
+import { testClock } from "../helpers/server.js";
+import { tempDir } from "../helpers/spawn.js";
+
+function newKey(name: string) {
+  const issued = issueApiKey("secret", "test");
+  return { keyId: newKeyId(), name, description: null, type: "secret" as const, environment: "test" as const, prefix: issued.prefix, hash: issued.hash, hashVersion: 1, expiresAt: null, scopes: [] };
+}
+
+/** Keys in a copy of the main database file alone, without its WAL: what checkpoints have copied back. */
+function keysInMainFile(path: string): number {
+  const copy = `${path}.copy`;
+  copyFileSync(path, copy);
+  try {
+    const db = new Database(copy);
+    try {
+      return db.prepare("SELECT COUNT(*) FROM api_keys").pluck().get() as number;
+    } finally {
+      db.close();
+    }
+  } catch {
+    return -1; // copied mid-checkpoint: try again
+  } finally {
+    for (const file of [copy, `${copy}-wal`, `${copy}-shm`]) rmSync(file, { force: true });
+  }
+}
+
+describe("background WAL checkpoints", () => {
+  let dir: ReturnType<typeof tempDir>;
+  let path: string;
+  beforeEach(() => {
+    dir = tempDir();
+    path = join(dir.path, "keys.db");
+  });
+  afterEach(() => dir.remove());
+
+  it("leaves checkpoints to a background thread, which copies committed pages back", async () => {
+    const db = openDatabase(path);
+    // The schema into the main file first, so that the copy below can be read at all.
+    db.pragma("wal_checkpoint(TRUNCATE)");
+    const repository = new SqliteKeyRepository(db, testClock(), { checkpointEveryMs: 20 });
+    try {
+      expect(db.pragma("wal_autocheckpoint", { simple: true })).toBe(0);
+      expect(keysInMainFile(path)).toBe(0);
+      for (let i = 0; i < 20; i++) await repository.createKey({ tenantId: "m", subject: "s" }, newKey(`k${i}`));
+      // Bounded wait for the thread's next rounds; nothing on this thread checkpoints.
+      const deadline = Date.now() + 5000;
+      while (keysInMainFile(path) < 20 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
+      expect(keysInMainFile(path)).toBe(20);
+    } finally {
+      await repository.close();
+    }
+  });
+
+  it("starts no thread for a session that only reads, and closes cleanly", async () => {
+    const db = openDatabase(path);
+    const repository = new SqliteKeyRepository(db, testClock(), { checkpointEveryMs: 20 });
+    await repository.getKey("m", "key_00000000000000000000");
+    await repository.close();
+    expect(db.open).toBe(false);
+  });
+});
