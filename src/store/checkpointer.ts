@@ -1,68 +1,33 @@
-import { createRequire } from "node:module";
-import { Worker } from "node:worker_threads";
 import type Database from "better-sqlite3";
 
+/** The WAL size at which a commit checkpoints anyway, between timer rounds: 10,000 pages, ~40 MB. */
+const SAFETY_NET_PAGES = 10_000;
+/** After a checkpoint resets the WAL, its file is cut back to this size. */
+const WAL_SIZE_LIMIT_BYTES = 64 * 1024 * 1024;
+
 /**
- * WAL checkpoints on a thread of their own. SQLite's automatic checkpoint runs inside whichever
- * commit crosses 1000 WAL pages and copies them back to the database with fsyncs, by far the most
- * expensive thing a commit can do, on the thread that answers calls. Here the server's connection
- * never checkpoints; a worker thread with its own connection runs a PASSIVE checkpoint (which never
- * blocks readers or writers, in any process) every `everyMs`. Started on the first write, so a
- * session that only reads never pays for the thread.
+ * WAL checkpoints on a timer rather than every 1000 pages. SQLite's automatic checkpoint runs
+ * inside whichever commit crosses its threshold, copying pages back to the database with two
+ * fsyncs: under sustained writes that was every few dozen commits. A PASSIVE checkpoint once per
+ * `everyMs`, between calls, does the same work far less often. It stays on this thread on
+ * purpose: a checkpoint that completes between writes lets the next commit restart the WAL from
+ * its beginning, reusing file space already allocated. Run from a background thread instead, it
+ * never caught up with a busy writer, the WAL was never restarted, and under a create benchmark
+ * it grew past 1 GB in a minute, every commit paying to extend the file.
  */
-export class BackgroundCheckpointer {
-  readonly #path: string;
-  readonly #everyMs: number;
-  #worker: Worker | undefined;
-  #stopped = false;
-
-  constructor(db: Database.Database, everyMs: number) {
-    this.#path = db.name;
-    this.#everyMs = everyMs;
-    db.pragma("wal_autocheckpoint = 0");
-  }
-
-  /** Called after each commit; starts the thread the first time. */
-  noteWrite(): void {
-    if (this.#worker || this.#stopped) return;
-    const addon = createRequire(import.meta.url).resolve("better-sqlite3");
-    this.#worker = new Worker(WORKER_SOURCE, { eval: true, workerData: { addon, path: this.#path, everyMs: this.#everyMs } });
-    // Never the reason the process stays alive; and a failing thread must not take the server down.
-    this.#worker.unref();
-    this.#worker.on("error", () => {});
-  }
-
-  /** Stops the thread after one last checkpoint round. */
-  async stop(): Promise<void> {
-    this.#stopped = true;
-    const worker = this.#worker;
-    if (!worker) return;
-    this.#worker = undefined;
-    const exited = new Promise((resolve) => worker.once("exit", resolve));
-    // Unreferenced, the thread would let the process end right here, before the caller's
-    // remaining shutdown work (the last usage counts) had run.
-    worker.ref();
-    worker.postMessage("stop");
-    await exited;
-  }
+export function scheduleCheckpoints(db: Database.Database, everyMs: number): { stop: () => void } | undefined {
+  if (db.memory) return undefined;
+  db.pragma(`wal_autocheckpoint = ${SAFETY_NET_PAGES}`);
+  db.pragma(`journal_size_limit = ${WAL_SIZE_LIMIT_BYTES}`);
+  const timer = setInterval(() => {
+    try {
+      // PASSIVE never waits for other processes' readers or writers; what it cannot copy now,
+      // the next round will.
+      if (db.open) db.pragma("wal_checkpoint(PASSIVE)");
+    } catch {
+      // Busy or interrupted: nothing is lost, the WAL keeps the pages for the next round.
+    }
+  }, everyMs);
+  timer.unref();
+  return { stop: () => clearInterval(timer) };
 }
-
-// Plain CommonJS, evaluated in the worker: a file of its own would need a build step for tests
-// that run the TypeScript sources.
-const WORKER_SOURCE = `
-const { parentPort, workerData } = require("node:worker_threads");
-const Database = require(workerData.addon);
-const db = new Database(workerData.path);
-db.pragma("busy_timeout = 5000");
-db.pragma("wal_autocheckpoint = 0");
-const checkpoint = () => {
-  try { db.pragma("wal_checkpoint(PASSIVE)"); } catch {}
-};
-const timer = setInterval(checkpoint, workerData.everyMs);
-parentPort.once("message", () => {
-  clearInterval(timer);
-  checkpoint();
-  db.close();
-  parentPort.close();
-});
-`;

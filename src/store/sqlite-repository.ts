@@ -20,7 +20,7 @@ import type {
   StatusFilter,
 } from "./repository.js";
 import { SqliteAuditQuery } from "./sqlite-audit-query.js";
-import { BackgroundCheckpointer } from "./checkpointer.js";
+import { scheduleCheckpoints } from "./checkpointer.js";
 import { UsageRecorder } from "./usage.js";
 import { WriteBatcher } from "./write-batch.js";
 
@@ -50,7 +50,7 @@ export interface SqliteRepositoryOptions {
   onUsageError?: (error: unknown) => void;
   /** Whether `close()` closes the database too (default true); false when the handle is lent. */
   closeDatabase?: boolean;
-  /** Checkpoint the WAL from a background thread this often (BackgroundCheckpointer). Unset: SQLite's automatic checkpoints. */
+  /** Checkpoint the WAL on a timer this often (see scheduleCheckpoints). Unset: SQLite's automatic checkpoints. */
   checkpointEveryMs?: number;
 }
 
@@ -67,7 +67,7 @@ export class SqliteKeyRepository implements KeyRepository {
   readonly #auditQuery: SqliteAuditQuery;
   readonly #usage: UsageRecorder;
   readonly #writes: WriteBatcher;
-  readonly #checkpoints: BackgroundCheckpointer | undefined;
+  readonly #checkpoints: { stop: () => void } | undefined;
   readonly #closeDatabase: boolean;
   readonly #insertKey: Database.Statement;
   readonly #selectKey: Database.Statement<[string, string], KeyRow>;
@@ -84,8 +84,8 @@ export class SqliteKeyRepository implements KeyRepository {
     this.#auditQuery = new SqliteAuditQuery(db);
     this.#usage = new UsageRecorder(db, { intervalMs: options.usageFlushMs, onError: options.onUsageError });
     this.#closeDatabase = options.closeDatabase ?? true;
-    this.#checkpoints = options.checkpointEveryMs && !db.memory ? new BackgroundCheckpointer(db, options.checkpointEveryMs) : undefined;
-    this.#writes = new WriteBatcher(db, () => this.#checkpoints?.noteWrite());
+    this.#checkpoints = options.checkpointEveryMs ? scheduleCheckpoints(db, options.checkpointEveryMs) : undefined;
+    this.#writes = new WriteBatcher(db);
     this.#insertKey = db.prepare(
       `INSERT INTO api_keys (key_id, tenant_id, name, description, type, environment, prefix, key_hash, hash_version,
          created_at, updated_at, expires_at, created_by, scopes, rotated_from)
@@ -253,7 +253,7 @@ export class SqliteKeyRepository implements KeyRepository {
   async close(): Promise<void> {
     if (!this.#db.open) return;
     this.#writes.flush();
-    await this.#checkpoints?.stop();
+    this.#checkpoints?.stop();
     this.#usage.close();
     if (this.#closeDatabase) this.#db.close();
   }

@@ -22,11 +22,7 @@ export class WriteBatcher {
   readonly #together: Database.Transaction<(batch: Pending[]) => unknown[]>;
   readonly #alone: Database.Transaction<(work: () => unknown) => unknown>;
 
-  readonly #afterCommit: () => void;
-
-  /** `afterCommit` runs after each batch that committed (the background checkpointer's cue). */
-  constructor(db: Database.Database, afterCommit: () => void = () => {}) {
-    this.#afterCommit = afterCommit;
+  constructor(db: Database.Database) {
     this.#together = db.transaction((batch: Pending[]) => batch.map((op) => op.work()));
     this.#alone = db.transaction((work: () => unknown) => work());
   }
@@ -57,7 +53,6 @@ export class WriteBatcher {
         // Rolled back as a whole; find the culprit by running each on its own below.
       }
       if (results) {
-        this.#afterCommit();
         batch.forEach((op, i) => op.resolve(results[i]));
         return;
       }
@@ -65,7 +60,6 @@ export class WriteBatcher {
     for (const op of batch) {
       try {
         op.resolve(this.#alone.immediate(op.work));
-        this.#afterCommit();
       } catch (error) {
         op.reject(error);
       }
