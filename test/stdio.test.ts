@@ -4,52 +4,12 @@ import { LATEST_PROTOCOL_VERSION } from "@modelcontextprotocol/sdk/types.js";
 import Database from "better-sqlite3";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { hashApiKey } from "../src/keys/secret.js";
-import { spawnClient, spawnRaw, tempDir, type RawServer, type SpawnedClient } from "./helpers/spawn.js";
+import { parseLines, session, type Json } from "./helpers/rpc.js";
+import { spawnClient, spawnRaw, tempDir, within, type RawServer, type SpawnedClient } from "./helpers/spawn.js";
 import { merchantToken, TEST_SECRET } from "./helpers/tokens.js";
 
 const TOOLS = ["create_api_key", "delete_api_key", "get_api_key", "list_api_keys", "update_api_key"];
 const UNKNOWN_KEY_ID = "key_AAAAAAAAAAAAAAAAAAAA";
-
-/** Rejects if `promise` does not settle within `ms`: a bound on waiting, not a timing assert. */
-function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what} did not happen within ${ms} ms`)), ms);
-  });
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
-}
-
-type Json = Record<string, unknown>;
-
-/** A raw JSON-RPC session: initialize, then numbered requests, each awaited. */
-function session(server: RawServer) {
-  let nextId = 1;
-  const request = async (method: string, params?: Json) => {
-    const id = nextId++;
-    server.send(JSON.stringify({ jsonrpc: "2.0", id, method, ...(params === undefined ? {} : { params }) }));
-    return server.response(id);
-  };
-  return {
-    async initialize() {
-      const reply = await request("initialize", {
-        protocolVersion: LATEST_PROTOCOL_VERSION,
-        capabilities: {},
-        clientInfo: { name: "raw-stdio-test", version: "0.0.0" },
-      });
-      server.send(JSON.stringify({ jsonrpc: "2.0", method: "notifications/initialized" }));
-      return reply;
-    },
-    request,
-    /** tools/call; resolves with the result (or throws on a JSON-RPC error). */
-    async call(name: string, args: Json = {}) {
-      const reply = await request("tools/call", { name, arguments: args });
-      if (!("result" in reply)) throw new Error(`tools/call ${name} answered ${JSON.stringify(reply.error)}`);
-      return reply.result as { isError?: boolean; content: { text: string }[]; structuredContent?: Json };
-    },
-  };
-}
-
-const parseLines = (lines: string[]) => lines.filter((line) => line !== "").map((line) => JSON.parse(line) as Json);
 
 describe("stdio server, black box (L1, C1, E3)", () => {
   let dir: ReturnType<typeof tempDir>;
