@@ -100,6 +100,10 @@ describe("key lifecycle through the MCP tools (T1–T5)", () => {
       ["a blank name", { name: "   " }, "MCP error -32602"],
       ["a 65-character name", { name: "n".repeat(65) }, "MCP error -32602"],
       ["a name with a control character", { name: "bad\u0007name" }, "MCP error -32602"],
+      ["a name with an unpaired high surrogate", { name: "bad\uD800name" }, "MCP error -32602"],
+      ["a name with an unpaired low surrogate", { name: "\uDC00" }, "MCP error -32602"],
+      ["a name with surrogates in the wrong order", { name: "\uDC00\uD800" }, "MCP error -32602"],
+      ["a description with an unpaired surrogate", { description: "note \uDBFF" }, "MCP error -32602"],
       ["a 257-character description", { description: "d".repeat(257) }, "MCP error -32602"],
       ["an unknown type", { type: "restricted" }, "MCP error -32602"],
       ["an unknown environment", { environment: "prod" }, "MCP error -32602"],
@@ -110,6 +114,16 @@ describe("key lifecycle through the MCP tools (T1–T5)", () => {
       if (!result.ok) expect(result.code).toBe(code);
       expect(rows(server.db!, "api_keys")).toEqual([]);
       expect(changeEvents(server.db!)).toEqual([]);
+    });
+
+    // SQLite stores an unpaired surrogate as invalid UTF-8, which reads back as U+FFFD: the name
+    // acknowledged would not be the name stored. Paired surrogates (emoji, 4-byte characters) are text.
+    it("stores a name and description of 4-byte characters exactly as acknowledged", async () => {
+      const name = "🔑 𝒜𠜎 ".padEnd(64, "🔑");
+      const result = await create({ name, description: "emoji 🔑 and 𝟘" });
+      expect(result.ok && result.data.key.name).toBe(name);
+      const read = await server.call("get_api_key", { key_id: result.ok ? result.data.key.key_id : "" });
+      expect(read.ok && [read.data.key.name, read.data.key.description]).toEqual([name, "emoji 🔑 and 𝟘"]);
     });
 
     it("accepts a 64-character name with Unicode and a description with newlines", async () => {
