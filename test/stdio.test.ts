@@ -146,6 +146,34 @@ describe("stdio server, black box (L1, C1, E3)", () => {
     expect(server.stderrLines.every((line) => line.length < 8192)).toBe(true);
   });
 
+  // The SDK's stdio transport buffers an unterminated line up to 10 MB and then closes itself:
+  // the server stopped reading and the process exited, ending the host's session. A line over
+  // 1 MiB is now dropped unread, the client is told, and the next line is read as usual.
+  it("discards a 12 MB line with a JSON-RPC error, and answers the next request", async () => {
+    const server = start({ API_KEYS_MCP_TOKEN: await merchantToken("merchant_huge") });
+    const rpc = session(server);
+    await rpc.initialize();
+
+    server.send(JSON.stringify({ jsonrpc: "2.0", id: 99, method: "tools/call", params: { name: "create_api_key", arguments: { name: "z".repeat(12 * 1024 * 1024) } } }));
+    const created = await rpc.call("create_api_key", { name: "after the huge line" });
+    expect(created.isError).toBeUndefined();
+    expect(server.child.exitCode).toBeNull();
+    expect(parseLines(server.stdoutLines)).toContainEqual({
+      jsonrpc: "2.0",
+      error: { code: -32600, message: "Message discarded: larger than 1048576 bytes." },
+    });
+    expect(parseLines(server.stderrLines)).toContainEqual(expect.objectContaining({ level: "warn", msg: "message_too_large", bytes: 12 * 1024 * 1024 + 107 }));
+
+    server.child.stdin.end();
+    expect(await within(server.exited, 5000, "exit after stdin closed")).toEqual({ code: 0, signal: null });
+    const db = new Database(dbPath, { readonly: true });
+    try {
+      expect(db.prepare("SELECT name FROM api_keys").pluck().all()).toEqual(["after the huge line"]);
+    } finally {
+      db.close();
+    }
+  });
+
   it("exits with code 0 when stdin closes, closing the database", async () => {
     const server = start({ API_KEYS_MCP_TOKEN: await merchantToken("merchant_close") });
     const rpc = session(server);
