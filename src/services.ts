@@ -2,7 +2,7 @@ import type Database from "better-sqlite3";
 import type { ToolServices } from "../tools/index.js";
 import { Authorizer } from "./auth/authorizer.js";
 import { createTokenResolver } from "./auth/token-source.js";
-import { createTokenVerifier } from "./auth/verifier.js";
+import { createTokenVerifier, DEFAULT_JWKS_TIMINGS, type JwksTimings } from "./auth/verifier.js";
 import type { Clock } from "./clock.js";
 import type { Config, ConfigProblem } from "./config.js";
 import { AppError } from "./errors.js";
@@ -19,6 +19,8 @@ export interface ServiceOptions {
   readTokenFile: (path: string) => Promise<string>;
   /** Opens the database; tests pass one of their own. */
   openDb?: (path: string) => Database.Database;
+  /** JWKS fetch timings; tests shorten them. */
+  jwks?: JwksTimings;
 }
 
 /**
@@ -47,9 +49,10 @@ export function createServices(options: ServiceOptions): ToolServices | AppError
   }
 
   const repository = new SqliteKeyRepository(db, clock);
+  const jwks = options.jwks ?? DEFAULT_JWKS_TIMINGS;
   const authorizer = new Authorizer({
     resolveToken: createTokenResolver({ value: config.token.value, file: config.token.file, readFile: options.readTokenFile }),
-    verifyToken: createTokenVerifier(config.auth, clock),
+    verifyToken: createTokenVerifier(config.auth, clock, jwks),
     tenantClaim: config.auth.tenantClaim,
     rolePermissions: config.auth.rolePermissions,
     clock,
