@@ -62,7 +62,7 @@ export function createTokenVerifier(auth: AuthConfig, clock: Clock, jwks: JwksTi
       const { payload } = await verify(token, { ...options, currentDate: new Date(clock()) });
       return payload;
     } catch (error) {
-      throw explain(error, material.kind === "jwks");
+      throw explain(error, material.kind === "jwks" ? jwks : undefined);
     }
   };
 }
@@ -76,7 +76,7 @@ function invalid(reason: string, cause?: unknown): AppError {
 }
 
 /** jose's coded errors, as messages that say what went wrong without echoing the token. */
-function explain(error: unknown, remoteKeySet: boolean): AppError {
+function explain(error: unknown, remoteKeySet: JwksTimings | undefined): AppError {
   if (error instanceof AppError) return error;
   if (error instanceof errors.JWTExpired) {
     return new AppError("ERR_AUTH_EXPIRED", "The token has expired. Ask the user to sign in again and provide a fresh token.", { cause: error });
@@ -92,6 +92,16 @@ function explain(error: unknown, remoteKeySet: boolean): AppError {
   if (error instanceof errors.JWSSignatureVerificationFailed) return invalid("its signature does not verify", error);
   if (error instanceof errors.JOSEAlgNotAllowed) return invalid("it is signed with an algorithm this server does not accept", error);
   if (error instanceof errors.JWKSNoMatchingKey || error instanceof errors.JWKSMultipleMatchingKeys) {
+    if (remoteKeySet) {
+      // Not necessarily final: an issuer that has just started signing with a new key is seen
+      // once the set is fetched again, which an unknown kid may cause only once per cooldown.
+      const wait = Math.max(1, Math.ceil(remoteKeySet.cooldownMs / 1000));
+      return new AppError(
+        "ERR_AUTH_INVALID",
+        `The token was refused: it is signed with a key the issuer's key set does not contain. If the issuer has just rotated its signing keys, retry in ${wait} seconds; otherwise ask the user for a valid token.`,
+        { cause: error },
+      );
+    }
     return invalid("it is signed with a key the issuer's key set does not contain", error);
   }
   if (error instanceof errors.JWKSTimeout) {
