@@ -1,6 +1,6 @@
 import { generateKeyPairSync, type KeyObject } from "node:crypto";
 import { exportJWK, SignJWT, type JWK } from "jose";
-import { afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import type { JwksTimings } from "../../src/auth/verifier.js";
 import { recordFigures } from "../helpers/figures.js";
 import { startJwksServer, type JwksServer } from "../helpers/jwks-server.js";
@@ -48,8 +48,8 @@ describe("JWKS: rotation, slowness and outages", () => {
     await server?.close();
     server = undefined;
     await jwks.close();
-    recordFigures("jwks-resilience", faults);
   });
+  afterAll(() => recordFigures("jwks-resilience", faults));
 
   const start = async (jwksTimings: Partial<JwksTimings>) => {
     server = await startTestServer({ env: { API_KEYS_MCP_JWT_SECRET: undefined, API_KEYS_MCP_JWKS_URL: jwks.url }, jwks: jwksTimings });

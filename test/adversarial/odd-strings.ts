@@ -20,6 +20,6 @@ export const ODD_STRINGS: Record<string, string> = {
   "only whitespace": "   ",
   "SQL": "'); DROP TABLE api_keys; --",
   "JSON in a string": '{"merchant_id":"merchant_other"}',
-  "__proto__": "__proto__",
+  "the word __proto__": "__proto__",
   "very long": "x".repeat(100_000),
 };
