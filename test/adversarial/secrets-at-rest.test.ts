@@ -78,6 +78,16 @@ describe("secrets at rest and in logs", () => {
         const result: RawToolResult = await rpc.call(tool, args as Record<string, unknown>);
         expect(result.content[0]!.text).not.toMatch(/^ERR_INTERNAL/);
       }
+      // ...and a secret pasted into free text, which would be stored and listed: refused.
+      for (const [tool, args] of [
+        ["create_api_key", { name: "replacement", description: `replaces ${plaintexts[0]}` }],
+        ["create_api_key", { name: plaintexts[1] }],
+        ["update_api_key", { key_id: made[0], description: `token was ${argToken}` }],
+        ["update_api_key", { key_id: made[2], name: `key ${plaintexts[2]}` }],
+      ] as const) {
+        const result: RawToolResult = await rpc.call(tool, args as Record<string, unknown>);
+        expect(result.content[0]!.text).toMatch(/^ERR_VALIDATION: (name|description) contains what looks like an API key or a token/);
+      }
       if (end === "SIGKILL") {
         // Killed with the WAL and SHM still on disk, as after a crash.
         server.child.kill("SIGKILL");
@@ -132,7 +142,7 @@ describe("secrets at rest and in logs", () => {
     }
     expect(`${logs}${answers}`.includes(TEST_SECRET)).toBe(false);
     // Every call that reached a tool was logged (the two refused by the schema never do): the scan covered real log lines.
-    expect(stderr.filter((line) => line.includes('"msg":"tool_call"')).length).toBe(24);
+    expect(stderr.filter((line) => line.includes('"msg":"tool_call"')).length).toBe(32);
 
     recordFigures("secrets-at-rest", { keys: plaintexts.length, tokens: 3, files_scanned: 4, stream_lines_scanned: stdout.length + stderr.length, leaks: 0 });
   }, 60_000);

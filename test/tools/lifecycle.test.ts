@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { API_KEY_PATTERN } from "../../src/keys/format.js";
+import { API_KEY_PATTERN, generateApiKey } from "../../src/keys/format.js";
 import { hashApiKey } from "../../src/keys/secret.js";
 import { STORE_NOW_NOTICE } from "../../tools/create-api-key.js";
 import { changeEvents, dumpDatabase, rows } from "../helpers/db.js";
@@ -8,6 +8,8 @@ import { merchantToken } from "../helpers/tokens.js";
 
 const DAY = 86_400_000;
 const START = Date.UTC(2026, 10, 25, 12, 0, 0);
+/** The shape of a compact JWS; the signature is not real. */
+const SAMPLE_JWT = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ1c2VyIn0.c2lnbmF0dXJlLW5vdC1yZWFs";
 
 describe("key lifecycle through the MCP tools (T1–T5)", () => {
   let server: TestServer;
@@ -108,6 +110,9 @@ describe("key lifecycle through the MCP tools (T1–T5)", () => {
       ["an unknown type", { type: "restricted" }, "MCP error -32602"],
       ["an unknown environment", { environment: "prod" }, "MCP error -32602"],
       ["an unknown field", { tenant_id: "merchant_b" }, "MCP error -32602"],
+      ["a name that is an API key", { name: generateApiKey("secret", "live") }, "ERR_VALIDATION"],
+      ["a description quoting an API key", { description: `replaces ${generateApiKey("publishable", "test")} from the old app` }, "ERR_VALIDATION"],
+      ["a description quoting a JWT", { description: `token: ${SAMPLE_JWT}` }, "ERR_VALIDATION"],
     ])("refuses %s and writes nothing", async (_label, args, code) => {
       const result = await create(args);
       expect(result.ok).toBe(false);
@@ -124,6 +129,20 @@ describe("key lifecycle through the MCP tools (T1–T5)", () => {
       expect(result.ok && result.data.key.name).toBe(name);
       const read = await server.call("get_api_key", { key_id: result.ok ? result.data.key.key_id : "" });
       expect(read.ok && [read.data.key.name, read.data.key.description]).toEqual([name, "emoji 🔑 and 𝟘"]);
+    });
+
+    // A secret in a name or description would be stored in plain text (key row and audit log)
+    // and shown in every listing; the refusal names the field but never echoes the value.
+    it("refuses a secret in free text without echoing it, and accepts a display prefix", async () => {
+      const secret = generateApiKey("secret", "test");
+      const refused = await create({ name: "ok", description: `key ${secret}` });
+      expect(refused.ok ? "" : refused.text).toMatch(/^ERR_VALIDATION: description contains what looks like an API key or a token/);
+      expect(refused.ok ? "" : refused.text).not.toContain(secret.slice(12));
+      const created = await create({ name: "sk_test_Ab3x (checkout)" });
+      expect(created.ok && created.data.key.name).toBe("sk_test_Ab3x (checkout)");
+      const renamed = await server.call("update_api_key", { key_id: created.ok ? created.data.key.key_id : "", name: `old ${secret}` });
+      expect(renamed.ok ? "OK" : renamed.code).toBe("ERR_VALIDATION");
+      expect(dumpDatabase(server.db!)).not.toContain(secret.slice(12));
     });
 
     it("accepts a 64-character name with Unicode and a description with newlines", async () => {
