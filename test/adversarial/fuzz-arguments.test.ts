@@ -1,22 +1,23 @@
 import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { encodeCursor } from "../../src/store/cursor.js";
-import { changeEvents, rows } from "../helpers/db.js";
 import { recordFigures } from "../helpers/figures.js";
-import { FUZZ_SEED, fuzzParameters } from "../helpers/fuzz.js";
+import { FUZZ_SEED, fuzzParameters, fuzzTimeout } from "../helpers/fuzz.js";
 import { startTestServer, type CallOutcome, type TestServer } from "../helpers/server.js";
 import { merchantToken, signToken } from "../helpers/tokens.js";
 import { ODD_STRINGS } from "./odd-strings.js";
 
 const RUNS_PER_TOOL = 400;
+const KEY_SHAPED = /(?:sk|pk)_(?:test|live)_[0-9A-Za-z]{32}/g;
 const TOOLS = ["create_api_key", "list_api_keys", "get_api_key", "update_api_key", "delete_api_key"] as const;
 
 /** Keys and tokens the generated arguments point at, made before the fuzzing starts. */
 interface Fixtures {
   ownKeyIds: string[];
   otherKeyIds: string[];
-  plaintexts: string[];
   tokens: string[];
+  /** Plaintext keys and tokens, which a model might paste into any text field. */
+  secrets: string[];
   cursor: string;
 }
 
@@ -51,10 +52,12 @@ function field(valid: fc.Arbitrary<unknown>, odd: fc.Arbitrary<unknown> = anyTex
 }
 
 function argumentsFor(tool: (typeof TOOLS)[number], fixtures: Fixtures) {
+  const pasted = fc.tuple(fc.constantFrom(...fixtures.secrets), fc.constantFrom("", "old: ", "replaces ")).map(([secret, lead]) => lead + secret);
+  const text = fc.oneof({ arbitrary: anyText, weight: 3 }, { arbitrary: pasted, weight: 1 });
   const future = fc.integer({ min: 60_000, max: 10 * 365 * 86_400_000 }).map((ms) => new Date(Date.now() + ms).toISOString());
   const generators: Record<string, fc.Arbitrary<unknown>> = {
-    name: field(fc.string({ unit: "grapheme", minLength: 1, maxLength: 40 })),
-    description: field(fc.oneof(fc.string({ unit: "grapheme", maxLength: 80 }), fc.constant(null))),
+    name: field(fc.string({ unit: "grapheme", minLength: 1, maxLength: 40 }), text),
+    description: field(fc.oneof(fc.string({ unit: "grapheme", maxLength: 80 }), fc.constant(null)), text),
     type: field(fc.constantFrom("secret", "publishable"), fc.constantFrom("restricted", "SECRET", "")),
     environment: field(fc.constantFrom("test", "live"), fc.constantFrom("prod", "TEST", "")),
     expiration: field(fc.oneof(fc.constantFrom("never", "30d", "90d", "1y"), future), expiration),
@@ -68,7 +71,7 @@ function argumentsFor(tool: (typeof TOOLS)[number], fixtures: Fixtures) {
       fc.oneof(fc.bigInt({ min: -1n, max: 10n ** 17n }).map((n) => Buffer.from(`k1.${n}`).toString("base64url")), fc.nat().map(encodeCursor), anyText),
     ),
     status: field(fc.constantFrom("active", "expired", "revoked", "all"), fc.constantFrom("deleted", "ALL", "")),
-    token: fc.oneof(fc.constantFrom(...fixtures.tokens), anyText, wrongType),
+    token: fc.oneof(fc.constantFrom(...fixtures.tokens), text, wrongType),
   };
   const { required, optional } = TOOL_FIELDS[tool];
   // Required fields are present nine times in ten, optional ones half the time; a token
@@ -116,23 +119,37 @@ describe("property: random arguments to every tool", () => {
     await server.call("delete_api_key", { key_id: own[2]!.key.key_id });
     const other = await make({ name: "other tenant", token: otherToken });
     const page = await server.call("list_api_keys", { limit: 1 });
+    const tokens = [
+      otherToken,
+      await merchantToken("merchant_fuzz", "user_read_only", "api_keys:read"),
+      await merchantToken("merchant_fuzz", "user_expired", undefined, { now: Math.floor(Date.now() / 1000) - 7200, ttl: 60 }),
+      await signToken({ sub: "user_nobody" }),
+      "not.a.jwt",
+    ];
     fixtures = {
       ownKeyIds: own.map((created) => created.key.key_id),
       otherKeyIds: [other.key.key_id],
-      plaintexts: [...own, other].map((created) => created.api_key),
-      tokens: [
-        otherToken,
-        await merchantToken("merchant_fuzz", "user_read_only", "api_keys:read"),
-        await merchantToken("merchant_fuzz", "user_expired", undefined, { now: Math.floor(Date.now() / 1000) - 7200, ttl: 60 }),
-        await signToken({ sub: "user_nobody" }),
-        "not.a.jwt",
-      ],
+      tokens,
+      secrets: [...[...own, other].map((created) => created.api_key), ...tokens.slice(0, 4)],
       cursor: page.ok ? (page.data.next_cursor as string) : "",
     };
   });
   afterAll(() => server?.close());
 
-  const snapshot = () => JSON.stringify([rows(server.db!, "api_keys"), changeEvents(server.db!)]);
+  /**
+   * What a call changed. total_changes() counts every row this connection — the server's own —
+   * inserted, updated or deleted, even an update to identical values; a refused call may add
+   * only its auth.denied audit rows (E4). Cheap at any table size, so long runs stay linear.
+   */
+  const changesSince = (before: { total: number; seq: number }) => {
+    const now = mark();
+    const denials = server.db!.prepare("SELECT COUNT(*) FROM audit_events WHERE seq > ? AND action = 'auth.denied'").pluck().get(before.seq) as number;
+    return now.total - before.total - denials;
+  };
+  const mark = () => ({
+    total: server.db!.prepare("SELECT total_changes()").pluck().get() as number,
+    seq: (server.db!.prepare("SELECT COALESCE(MAX(seq), 0) FROM audit_events").pluck().get() as number) ?? 0,
+  });
 
   /** What every answer must satisfy, whatever the arguments. */
   function checkAnswer(tool: string, args: Record<string, unknown>, outcome: CallOutcome): void {
@@ -142,29 +159,29 @@ describe("property: random arguments to every tool", () => {
       expect(outcome.text).toMatch(/^(ERR_[A-Z_]+|MCP error -32602): /);
       expect(outcome.text).not.toMatch(/SQLITE|SELECT |INSERT |\n\s+at |\/tmp\//);
     }
-    // No secret other than the one a create result exists to hand over.
+    // No secret other than the one a create result exists to hand over: any string shaped like a
+    // key that is not that one is a leak, whether or not this test knows the key.
     const own = outcome.ok && tool === "create_api_key" ? (outcome.data.api_key as string) : undefined;
-    for (const plaintext of fixtures.plaintexts) if (plaintext !== own) expect(text.includes(plaintext)).toBe(false);
+    expect((text.match(KEY_SHAPED) ?? []).filter((found) => found !== own)).toEqual([]);
     for (const token of fixtures.tokens.slice(0, 3)) expect(text.includes(token.split(".")[2]!)).toBe(false);
-    if (own !== undefined) fixtures.plaintexts.push(own);
   }
 
   it.each(TOOLS)("%s: never ERR_INTERNAL, never a secret in the answer, and a refusal changes nothing", async (tool) => {
     await fc.assert(
       fc.asyncProperty(argumentsFor(tool, fixtures), async (args) => {
-        const before = snapshot();
+        const before = mark();
         const outcome = await server.call(tool, args);
         calls += 1;
         outcomes[outcome.ok ? "OK" : outcome.code] = (outcomes[outcome.ok ? "OK" : outcome.code] ?? 0) + 1;
         checkAnswer(tool, args, outcome);
         if (!outcome.ok) {
           refused += 1;
-          expect(snapshot(), `refused ${tool} changed nothing`).toBe(before);
+          expect(changesSince(before), `refused ${tool} changed nothing`).toBe(0);
         }
       }),
       fuzzParameters(RUNS_PER_TOOL),
     );
-  });
+  }, fuzzTimeout(20_000));
 
   afterAll(() => {
     expect(server.logs.filter((log) => log.level === "error")).toEqual([]);

@@ -1,7 +1,7 @@
 import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { recordFigures } from "../helpers/figures.js";
-import { FUZZ_SEED, fuzzParameters } from "../helpers/fuzz.js";
+import { FUZZ_SEED, fuzzParameters, fuzzTimeout } from "../helpers/fuzz.js";
 import { startTestServer, type CallOutcome, type TestServer } from "../helpers/server.js";
 import { merchantToken } from "../helpers/tokens.js";
 
@@ -208,5 +208,5 @@ describe("property: two tenants never see or change each other's keys (A5)", () 
       fuzzParameters(RUNS),
     );
     expect(stats.crossTenantAttempts).toBeGreaterThan(100);
-  }, 120_000);
+  }, fuzzTimeout(60_000));
 });

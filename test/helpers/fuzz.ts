@@ -18,8 +18,16 @@ function resolveSeed(setting: string | undefined): number {
   return seed;
 }
 
-/** fast-check parameters for a property: the run's seed; `FUZZ_RUNS_FACTOR=10` tries ten times as many inputs. */
+const factorSetting = Number(process.env.FUZZ_RUNS_FACTOR ?? "1");
+/** `FUZZ_RUNS_FACTOR=10` tries ten times as many inputs. */
+const RUNS_FACTOR = Number.isFinite(factorSetting) && factorSetting > 0 ? factorSetting : 1;
+
+/** fast-check parameters for a property: the run's seed and `numRuns` times the runs factor. */
 export function fuzzParameters<T>(numRuns: number): Parameters<T> {
-  const factor = Number(process.env.FUZZ_RUNS_FACTOR ?? "1");
-  return { seed: FUZZ_SEED, numRuns: Math.max(1, Math.round(numRuns * (Number.isFinite(factor) && factor > 0 ? factor : 1))) };
+  return { seed: FUZZ_SEED, numRuns: Math.max(1, Math.round(numRuns * RUNS_FACTOR)) };
+}
+
+/** A test timeout that grows with the runs factor. */
+export function fuzzTimeout(ms: number): number {
+  return Math.round(ms * Math.max(1, RUNS_FACTOR));
 }
