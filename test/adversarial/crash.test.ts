@@ -63,7 +63,9 @@ describe("crash safety: SIGKILL while 400 creates are in flight", () => {
       API_KEYS_MCP_LOG_LEVEL: "warn",
     };
     const acknowledged: Acknowledged[] = [];
-    for (let round = 0; round < ROUNDS; round++) {
+    let midFlightKills = 0;
+    let round = 0;
+    for (; midFlightKills < ROUNDS && round < 2 * ROUNDS; round++) {
       live = spawnRaw(env);
       await session(live).initialize();
       // All 400 requests in one write, so they are all in the server's hands at once.
@@ -78,11 +80,13 @@ describe("crash safety: SIGKILL while 400 creates are in flight", () => {
 
       const outcome = acknowledgedCreates(live, firstId);
       expect(outcome.errors).toEqual([]);
-      // Killed mid-way: some answered, not all (else the kill proved nothing).
       expect(outcome.acknowledged.length).toBeGreaterThanOrEqual(KILL_AFTER_ANSWERS);
-      expect(outcome.acknowledged.length).toBeLessThan(CREATES_PER_ROUND);
       acknowledged.push(...outcome.acknowledged);
+      // A round counts only if the kill landed mid-way; on a loaded machine the server may
+      // occasionally answer all 400 before the signal arrives, and then the round is run again.
+      if (outcome.acknowledged.length < CREATES_PER_ROUND) midFlightKills += 1;
     }
+    expect(midFlightKills).toBe(ROUNDS);
 
     const db = new Database(dbPath);
     let stored: number;
@@ -125,9 +129,10 @@ describe("crash safety: SIGKILL while 400 creates are in flight", () => {
     }
 
     recordFigures("crash", {
-      rounds: ROUNDS,
-      creates_sent: ROUNDS * CREATES_PER_ROUND,
-      sigkills: ROUNDS,
+      rounds: round,
+      creates_sent: round * CREATES_PER_ROUND,
+      sigkills: round,
+      sigkills_mid_flight: midFlightKills,
       acknowledged: acknowledged.length,
       committed: stored,
       committed_unanswered: stored - acknowledged.length,

@@ -7,10 +7,14 @@ import { session, type RawToolResult } from "../helpers/rpc.js";
 import { spawnRaw, tempDir, within, type RawServer } from "../helpers/spawn.js";
 import { merchantToken, TEST_SECRET } from "../helpers/tokens.js";
 
-/** The parts of a secret that would give it away: the whole, and every 8-character run past what is public. */
+/**
+ * The parts of a secret that would give it away: the whole, and every 8-character run of what
+ * is not public. A run that straddles the public prefix would hold a single secret character
+ * and match by chance (the stored prefix followed by a hash digit), so runs start after it.
+ */
 function distinctiveParts(secret: string, publicPrefix = 0): string[] {
   const parts = [secret];
-  for (let i = Math.max(0, publicPrefix - 7); i + 8 <= secret.length; i++) parts.push(secret.slice(i, i + 8));
+  for (let i = publicPrefix; i + 8 <= secret.length; i++) parts.push(secret.slice(i, i + 8));
   return parts;
 }
 
