@@ -2,7 +2,7 @@ import type Database from "better-sqlite3";
 import type { ToolServices } from "../tools/index.js";
 import { Authorizer } from "./auth/authorizer.js";
 import { createTokenResolver } from "./auth/token-source.js";
-import { createTokenVerifier } from "./auth/verifier.js";
+import { createTokenVerifier, DEFAULT_JWKS_TIMINGS, type JwksTimings } from "./auth/verifier.js";
 import type { Clock } from "./clock.js";
 import type { Config, ConfigProblem } from "./config.js";
 import { AppError } from "./errors.js";
@@ -19,6 +19,10 @@ export interface ServiceOptions {
   readTokenFile: (path: string) => Promise<string>;
   /** Opens the database; tests pass one of their own. */
   openDb?: (path: string) => Database.Database;
+  /** JWKS fetch timings; tests shorten them. */
+  jwks?: JwksTimings;
+  /** How often counted key uses are written (default 1000 ms); tests that count writes raise it. */
+  usageFlushMs?: number;
 }
 
 /**
@@ -48,11 +52,15 @@ export function createServices(options: ServiceOptions): ToolServices | AppError
 
   const repository = new SqliteKeyRepository(db, clock, {
     checkpointEveryMs: 1000,
+    usageFlushMs: options.usageFlushMs,
     onUsageError: (error) => logger.warn("usage_flush_failed", { error }),
   });
+  const jwks = options.jwks ?? DEFAULT_JWKS_TIMINGS;
   const authorizer = new Authorizer({
     resolveToken: createTokenResolver({ value: config.token.value, file: config.token.file, readFile: options.readTokenFile }),
-    verifyToken: createTokenVerifier(config.auth, clock),
+    verifyToken: createTokenVerifier(config.auth, clock, jwks),
+    // A JWKS can withdraw a key at any time; a secret or a PEM changes only with a restart.
+    cacheMaxAgeMs: config.auth.keyMaterial.kind === "jwks" ? jwks.cacheMaxAgeMs : undefined,
     tenantClaim: config.auth.tenantClaim,
     rolePermissions: config.auth.rolePermissions,
     clock,

@@ -4,7 +4,8 @@ import { LATEST_PROTOCOL_VERSION } from "@modelcontextprotocol/sdk/types.js";
 import Database from "better-sqlite3";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { hashApiKey } from "../src/keys/secret.js";
-import { spawnClient, spawnRaw, tempDir, type RawServer, type SpawnedClient } from "./helpers/spawn.js";
+import { parseLines, session, type Json } from "./helpers/rpc.js";
+import { spawnClient, spawnRaw, tempDir, within, type RawServer, type SpawnedClient } from "./helpers/spawn.js";
 import { merchantToken, TEST_SECRET } from "./helpers/tokens.js";
 
 const TOOLS = [
@@ -18,47 +19,6 @@ const TOOLS = [
   "verify_api_key",
 ];
 const UNKNOWN_KEY_ID = "key_AAAAAAAAAAAAAAAAAAAA";
-
-/** Rejects if `promise` does not settle within `ms`: a bound on waiting, not a timing assert. */
-function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what} did not happen within ${ms} ms`)), ms);
-  });
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
-}
-
-type Json = Record<string, unknown>;
-
-/** A raw JSON-RPC session: initialize, then numbered requests, each awaited. */
-function session(server: RawServer) {
-  let nextId = 1;
-  const request = async (method: string, params?: Json) => {
-    const id = nextId++;
-    server.send(JSON.stringify({ jsonrpc: "2.0", id, method, ...(params === undefined ? {} : { params }) }));
-    return server.response(id);
-  };
-  return {
-    async initialize() {
-      const reply = await request("initialize", {
-        protocolVersion: LATEST_PROTOCOL_VERSION,
-        capabilities: {},
-        clientInfo: { name: "raw-stdio-test", version: "0.0.0" },
-      });
-      server.send(JSON.stringify({ jsonrpc: "2.0", method: "notifications/initialized" }));
-      return reply;
-    },
-    request,
-    /** tools/call; resolves with the result (or throws on a JSON-RPC error). */
-    async call(name: string, args: Json = {}) {
-      const reply = await request("tools/call", { name, arguments: args });
-      if (!("result" in reply)) throw new Error(`tools/call ${name} answered ${JSON.stringify(reply.error)}`);
-      return reply.result as { isError?: boolean; content: { text: string }[]; structuredContent?: Json };
-    },
-  };
-}
-
-const parseLines = (lines: string[]) => lines.filter((line) => line !== "").map((line) => JSON.parse(line) as Json);
 
 describe("stdio server, black box (L1, C1, E3)", () => {
   let dir: ReturnType<typeof tempDir>;
@@ -214,6 +174,34 @@ describe("stdio server, black box (L1, C1, E3)", () => {
     expect(logs.filter((log) => log.msg === "protocol_error").map((log) => log.level)).toEqual(["warn", "warn", "warn", "warn"]);
     // The junk is reported, not copied into the log.
     expect(server.stderrLines.every((line) => line.length < 8192)).toBe(true);
+  });
+
+  // The SDK's stdio transport buffers an unterminated line up to 10 MB and then closes itself:
+  // the server stopped reading and the process exited, ending the host's session. A line over
+  // 1 MiB is now dropped unread, the client is told, and the next line is read as usual.
+  it("discards a 12 MB line with a JSON-RPC error, and answers the next request", async () => {
+    const server = start({ API_KEYS_MCP_TOKEN: await merchantToken("merchant_huge") });
+    const rpc = session(server);
+    await rpc.initialize();
+
+    server.send(JSON.stringify({ jsonrpc: "2.0", id: 99, method: "tools/call", params: { name: "create_api_key", arguments: { name: "z".repeat(12 * 1024 * 1024) } } }));
+    const created = await rpc.call("create_api_key", { name: "after the huge line" });
+    expect(created.isError).toBeUndefined();
+    expect(server.child.exitCode).toBeNull();
+    expect(parseLines(server.stdoutLines)).toContainEqual({
+      jsonrpc: "2.0",
+      error: { code: -32600, message: "Message discarded: larger than 1048576 bytes." },
+    });
+    expect(parseLines(server.stderrLines)).toContainEqual(expect.objectContaining({ level: "warn", msg: "message_too_large", bytes: 12 * 1024 * 1024 + 107 }));
+
+    server.child.stdin.end();
+    expect(await within(server.exited, 5000, "exit after stdin closed")).toEqual({ code: 0, signal: null });
+    const db = new Database(dbPath, { readonly: true });
+    try {
+      expect(db.prepare("SELECT name FROM api_keys").pluck().all()).toEqual(["after the huge line"]);
+    } finally {
+      db.close();
+    }
   });
 
   it("exits with code 0 when stdin closes, closing the database after writing counted uses (V1)", async () => {

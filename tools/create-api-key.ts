@@ -5,6 +5,7 @@ import { newKeyId } from "../src/keys/ids.js";
 import { issueApiKey } from "../src/keys/secret.js";
 import { toKeyView } from "../src/keys/view.js";
 import { defineTool } from "./define-tool.js";
+import { refuseSecretsIn } from "./no-secrets.js";
 import { descriptionField, expirationField, keyViewSchema, nameField, scopesField } from "./schemas.js";
 
 export const STORE_NOW_NOTICE =
@@ -35,6 +36,7 @@ export const registerCreateApiKeyTool = defineTool({
   },
   annotations: { readOnlyHint: false, destructiveHint: false, idempotentHint: false },
   async run(args, { principal, repository, now }) {
+    refuseSecretsIn({ name: args.name, description: args.description });
     const expiresAt = resolveExpiration(args.expiration, now);
     const issued = issueApiKey(args.type, args.environment);
     const record = await repository.createKey(principal, {

@@ -6,11 +6,14 @@ import { KEY_STATUSES, type KeyView } from "../src/keys/view.js";
 
 // Control characters in a label only ever hide something (a fake line in a terminal, a NUL that
 // cuts a string short in another system), so names refuse them all and descriptions allow
-// only newline and tab. Written as ranges, not \p{Cc}, so every JSON Schema engine reads them.
-/* eslint-disable no-control-regex */
-const NO_CONTROL_CHARACTERS = /^[^\x00-\x1F\x7F-\x9F]*$/;
-const NO_CONTROL_CHARACTERS_BUT_NEWLINE_AND_TAB = /^[^\x00-\x08\x0B-\x1F\x7F-\x9F]*$/;
-/* eslint-enable no-control-regex */
+// only newline and tab. Unpaired UTF-16 surrogates are refused too: they are not text, SQLite
+// would store them as invalid UTF-8, and the name read back would differ from the one the
+// create result acknowledged. A character is a code unit outside the forbidden and surrogate
+// ranges, or a surrogate pair. Written as ranges, not \p{Cc}, so every JSON Schema engine reads
+// them, with or without the `u` flag.
+const textPattern = (forbidden: string) => new RegExp(`^(?:[^${forbidden}\\uD800-\\uDFFF]|[\\uD800-\\uDBFF][\\uDC00-\\uDFFF])*$`);
+const NAME_TEXT = textPattern("\\x00-\\x1F\\x7F-\\x9F");
+const DESCRIPTION_TEXT = textPattern("\\x00-\\x08\\x0B-\\x1F\\x7F-\\x9F");
 
 /** Input fields shared by several tools. */
 export const keyIdField = z
@@ -23,13 +26,13 @@ export const nameField = z
   .trim()
   .min(1)
   .max(64)
-  .regex(NO_CONTROL_CHARACTERS, "no control characters")
+  .regex(NAME_TEXT, "no control characters or unpaired surrogates")
   .describe("A human-readable label, 1 to 64 characters, e.g. \"checkout-service production\".");
 
 export const descriptionField = z
   .string()
   .max(256)
-  .regex(NO_CONTROL_CHARACTERS_BUT_NEWLINE_AND_TAB, "no control characters other than newline and tab")
+  .regex(DESCRIPTION_TEXT, "no control characters other than newline and tab, no unpaired surrogates")
   .describe("Optional note about what the key is for, up to 256 characters.");
 
 export const expirationField = z

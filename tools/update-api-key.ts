@@ -3,6 +3,7 @@ import { resolveExpiration } from "../src/keys/expiration.js";
 import { toKeyView } from "../src/keys/view.js";
 import type { KeyPatch } from "../src/store/repository.js";
 import { defineTool } from "./define-tool.js";
+import { refuseSecretsIn } from "./no-secrets.js";
 import { keyNotFound } from "./get-api-key.js";
 import { descriptionField, expirationField, keyIdField, keyViewSchema, nameField, scopesField } from "./schemas.js";
 
@@ -28,6 +29,7 @@ export const registerUpdateApiKeyTool = defineTool({
     if (args.name === undefined && args.description === undefined && args.expiration === undefined && args.scopes === undefined) {
       throw new AppError("ERR_VALIDATION", "Nothing to update: pass at least one of name, description, expiration or scopes.");
     }
+    refuseSecretsIn({ name: args.name, description: args.description });
     const patch: KeyPatch = {};
     if (args.name !== undefined) patch.name = args.name;
     if (args.description !== undefined) patch.description = args.description;

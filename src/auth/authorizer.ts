@@ -26,6 +26,8 @@ export interface AuthorizerOptions extends PrincipalOptions {
   logger: Logger;
   /** Verified tokens remembered at once; each entry also ends at the token's `exp`. */
   cacheSize?: number;
+  /** How long a verified token is remembered before it is verified again (default: until its `exp`). */
+  cacheMaxAgeMs?: number;
 }
 
 type Authentication = { ok: true; principal: Principal } | { ok: false; error: AppError; actor: string | null };
@@ -102,9 +104,11 @@ export class Authorizer {
     if (!result.ok) return { ok: false, error: result.error, actor: result.subject };
 
     // Bounded, oldest entry out first; an entry never outlives the token's `exp`, which
-    // verification requires.
+    // verification requires, nor `cacheMaxAgeMs`: with a JWKS, the key that signed the token
+    // may be withdrawn, and the token must stop working when the key set is next fetched.
     if (this.#verified.size >= this.#cacheSize) this.#verified.delete(this.#verified.keys().next().value!);
-    this.#verified.set(token, { principal: result.principal, expiresAt: claims.exp! * 1000 });
+    const expiresAt = Math.min(claims.exp! * 1000, this.#options.clock() + (this.#options.cacheMaxAgeMs ?? Infinity));
+    this.#verified.set(token, { principal: result.principal, expiresAt });
     return result;
   }
 

@@ -41,6 +41,16 @@ export type PrincipalResult = { ok: true; principal: Principal } | { ok: false; 
  * (ERR_AUTH_INVALID) or no tenant (ERR_FORBIDDEN: Hyperswitch's pre-login token has no merchant).
  */
 export function principalFromClaims(claims: JWTPayload, options: PrincipalOptions): PrincipalResult {
+  // JSON escapes can carry unpaired surrogates ("\ud800") that no UTF-8 text contains. Stored,
+  // they would become invalid UTF-8 in the audit log and read back as another string, so a
+  // subject or tenant that is not well-formed text is refused rather than altered.
+  for (const claim of ["sub", "user_id", options.tenantClaim]) {
+    const value = claims[claim];
+    if (typeof value === "string" && !value.isWellFormed()) {
+      const error = new AppError("ERR_AUTH_INVALID", `The token's ${claim} claim is not valid Unicode text. Ask the user for a token from the real issuer.`);
+      return { ok: false, error, subject: null };
+    }
+  }
   const subject = text(claims.sub) ?? text(claims.user_id);
   if (subject === undefined) {
     const error = new AppError("ERR_AUTH_INVALID", "The token names no user (no sub or user_id claim). Ask the user for a dashboard token issued after sign-in.");

@@ -12,12 +12,28 @@ const ASYMMETRIC_ALGORITHMS = ["RS256", "RS384", "RS512", "PS256", "PS384", "PS5
 export type VerifyToken = (token: string) => Promise<JWTPayload>;
 
 /**
+ * How the remote key set (JWKS) is fetched, in real milliseconds (jose measures them with its
+ * own clock, not the injected one). Options rather than settings: production uses the
+ * defaults; tests shorten them so that rotation, timeouts and outages run in milliseconds.
+ */
+export interface JwksTimings {
+  /** A fetch that takes longer fails with ERR_BUSY. */
+  timeoutMs: number;
+  /** After a fetch, a token naming an unknown `kid` waits this long before it may cause another. */
+  cooldownMs: number;
+  /** The key set is re-fetched when older than this; also how long a JWKS-verified token is trusted. */
+  cacheMaxAgeMs: number;
+}
+
+export const DEFAULT_JWKS_TIMINGS: JwksTimings = { timeoutMs: 5000, cooldownMs: 30_000, cacheMaxAgeMs: 600_000 };
+
+/**
  * A jose verifier for the configured key material (A2). The algorithm allow-list follows from
  * the key material, never from the token: an HMAC secret accepts only HS*, a public key or JWKS
  * only asymmetric algorithms, so neither `alg: none` nor the HS256-with-a-public-key confusion
  * can pass. `exp` is required, `nbf` honoured, clocks may differ by 30 seconds.
  */
-export function createTokenVerifier(auth: AuthConfig, clock: Clock): VerifyToken {
+export function createTokenVerifier(auth: AuthConfig, clock: Clock, jwks: JwksTimings = DEFAULT_JWKS_TIMINGS): VerifyToken {
   const material = auth.keyMaterial;
   const options: JWTVerifyOptions = {
     algorithms:
@@ -29,7 +45,11 @@ export function createTokenVerifier(auth: AuthConfig, clock: Clock): VerifyToken
   };
   let verify: (token: string, options: JWTVerifyOptions) => Promise<JWTVerifyResult>;
   if (material.kind === "jwks") {
-    const keySet = createRemoteJWKSet(material.url, { timeoutDuration: 5000, cooldownDuration: 30_000, cacheMaxAge: 600_000 });
+    const keySet = createRemoteJWKSet(material.url, {
+      timeoutDuration: jwks.timeoutMs,
+      cooldownDuration: jwks.cooldownMs,
+      cacheMaxAge: jwks.cacheMaxAgeMs,
+    });
     verify = (token, opts) => jwtVerify(token, keySet, opts);
   } else {
     const key = material.kind === "secret" ? material.secret : material.key;
@@ -42,7 +62,7 @@ export function createTokenVerifier(auth: AuthConfig, clock: Clock): VerifyToken
       const { payload } = await verify(token, { ...options, currentDate: new Date(clock()) });
       return payload;
     } catch (error) {
-      throw explain(error, material.kind === "jwks");
+      throw explain(error, material.kind === "jwks" ? jwks : undefined);
     }
   };
 }
@@ -56,7 +76,7 @@ function invalid(reason: string, cause?: unknown): AppError {
 }
 
 /** jose's coded errors, as messages that say what went wrong without echoing the token. */
-function explain(error: unknown, remoteKeySet: boolean): AppError {
+function explain(error: unknown, remoteKeySet: JwksTimings | undefined): AppError {
   if (error instanceof AppError) return error;
   if (error instanceof errors.JWTExpired) {
     return new AppError("ERR_AUTH_EXPIRED", "The token has expired. Ask the user to sign in again and provide a fresh token.", { cause: error });
@@ -72,6 +92,16 @@ function explain(error: unknown, remoteKeySet: boolean): AppError {
   if (error instanceof errors.JWSSignatureVerificationFailed) return invalid("its signature does not verify", error);
   if (error instanceof errors.JOSEAlgNotAllowed) return invalid("it is signed with an algorithm this server does not accept", error);
   if (error instanceof errors.JWKSNoMatchingKey || error instanceof errors.JWKSMultipleMatchingKeys) {
+    if (remoteKeySet) {
+      // Not necessarily final: an issuer that has just started signing with a new key is seen
+      // once the set is fetched again, which an unknown kid may cause only once per cooldown.
+      const wait = Math.max(1, Math.ceil(remoteKeySet.cooldownMs / 1000));
+      return new AppError(
+        "ERR_AUTH_INVALID",
+        `The token was refused: it is signed with a key the issuer's key set does not contain. If the issuer has just rotated its signing keys, retry in ${wait} seconds; otherwise ask the user for a valid token.`,
+        { cause: error },
+      );
+    }
     return invalid("it is signed with a key the issuer's key set does not contain", error);
   }
   if (error instanceof errors.JWKSTimeout) {

@@ -1,4 +1,5 @@
 import { StdioServerTransport } from "@modelcontextprotocol/sdk/server/stdio.js";
+import { ErrorCode } from "@modelcontextprotocol/sdk/types.js";
 import { systemClock } from "../clock.js";
 import { loadConfig } from "../config.js";
 import { AppError } from "../errors.js";
@@ -6,6 +7,7 @@ import { createLineBuffer, createLogger } from "../log.js";
 import { createServer } from "../server.js";
 import { createServices } from "../services.js";
 import type { Io } from "./io.js";
+import { limitLineLength, MAX_MESSAGE_BYTES } from "./line-limit.js";
 import { trackPendingRequests } from "./pending-requests.js";
 
 /** How long shutdown waits for calls already received to be answered. */
@@ -26,7 +28,17 @@ export async function serve(io: Io): Promise<void> {
   // A line that is not JSON-RPC is reported and skipped; the server keeps answering.
   server.server.onerror = (error) => logger.warn("protocol_error", { message: error.message });
 
-  const transport = new StdioServerTransport(io.stdin, io.stdout);
+  const input = io.stdin.pipe(
+    limitLineLength(MAX_MESSAGE_BYTES, (bytes) => {
+      logger.warn("message_too_large", { bytes, limit: MAX_MESSAGE_BYTES });
+      // JSON-RPC answers a request it cannot read with an error; MCP leaves out the id it cannot know.
+      void transport.send({
+        jsonrpc: "2.0",
+        error: { code: ErrorCode.InvalidRequest, message: `Message discarded: larger than ${MAX_MESSAGE_BYTES} bytes.` },
+      });
+    }),
+  );
+  const transport = new StdioServerTransport(input, io.stdout);
   await server.connect(transport);
   const pending = trackPendingRequests(transport);
 

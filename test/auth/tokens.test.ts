@@ -230,6 +230,22 @@ const CASES: TokenCase[] = [
     expect: { code: "ERR_FORBIDDEN" },
   },
   {
+    label: "sub with an unpaired surrogate (a JSON escape no UTF-8 text can carry)",
+    tool: "create_api_key",
+    token: (now) => signToken({ sub: "user_\uD800", merchant_id: "merchant_a", scope: READ_WRITE }, { now }),
+    expect: { code: "ERR_AUTH_INVALID", message: /sub claim is not valid Unicode/ },
+  },
+  {
+    label: "merchant_id with an unpaired surrogate",
+    token: (now) => signToken({ sub: "user_a", merchant_id: "merchant_\uDC00", scope: READ_WRITE }, { now }),
+    expect: { code: "ERR_AUTH_INVALID", message: /merchant_id claim is not valid Unicode/ },
+  },
+  {
+    label: "sub and merchant_id in 4-byte characters",
+    token: (now) => signToken({ sub: "user_🔑", merchant_id: "merchant_𝒜", scope: READ_WRITE }, { now }),
+    expect: { created: { tenant: "merchant_𝒜", subject: "user_🔑" } },
+  },
+  {
     label: "no sub and no user_id",
     token: (now) => signToken({ merchant_id: "merchant_a", scope: READ_WRITE }, { now }),
     expect: { code: "ERR_AUTH_INVALID", message: /no user/ },

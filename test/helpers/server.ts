@@ -3,6 +3,7 @@ import { readFile } from "node:fs/promises";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { InMemoryTransport } from "@modelcontextprotocol/sdk/inMemory.js";
 import type Database from "better-sqlite3";
+import { DEFAULT_JWKS_TIMINGS, type JwksTimings } from "../../src/auth/verifier.js";
 import { loadConfig } from "../../src/config.js";
 import { createLogger } from "../../src/log.js";
 import { createServer } from "../../src/server.js";
@@ -51,6 +52,10 @@ export interface TestServerOptions {
   /** Environment for loadConfig; by default the HMAC test secret and an in-memory database. */
   env?: Record<string, string | undefined>;
   clock?: TestClock;
+  /** JWKS fetch timings, in real milliseconds: short ones make JWKS tests fast and sleep-free. */
+  jwks?: Partial<JwksTimings>;
+  /** Passed to createServices: how often counted key uses are written. */
+  usageFlushMs?: number;
 }
 
 /**
@@ -71,6 +76,8 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
     clock,
     readTokenFile: (path) => readFile(path, "utf8"),
     openDb: (path) => (db = openDatabase(path)),
+    jwks: { ...DEFAULT_JWKS_TIMINGS, ...options.jwks },
+    usageFlushMs: options.usageFlushMs,
   });
   const { server, close } = createServer({ services, logger, clock, version: "0.0.0-test" });
   const [clientTransport, serverTransport] = InMemoryTransport.createLinkedPair();

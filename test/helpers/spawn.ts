@@ -16,6 +16,15 @@ export function tempDir(prefix = "api-keys-mcp-test-"): { path: string; remove: 
   return { path, remove: () => rmSync(path, { recursive: true, force: true }) };
 }
 
+/** Rejects if `promise` does not settle within `ms`: a bound on waiting, not a timing assert. */
+export function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what} did not happen within ${ms} ms`)), ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
+
 export interface SpawnedClient {
   client: Client;
   /** stderr lines so far. */
@@ -47,6 +56,8 @@ export interface RawServer {
   send(line: string): void;
   /** Resolves with the JSON-RPC response carrying `id`. */
   response(id: number | string, timeoutMs?: number): Promise<Record<string, unknown>>;
+  /** Resolves once `predicate` holds for the complete stdout lines so far; re-checked as lines arrive. */
+  waitForStdout(predicate: (lines: string[]) => boolean, timeoutMs?: number): Promise<void>;
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 }
 
@@ -55,16 +66,39 @@ export function spawnRaw(env: Record<string, string>, cwd?: string): RawServer {
   const child = spawn(process.execPath, [SERVER_ENTRY], { env: { PATH: process.env.PATH ?? "", ...env }, cwd });
   const stdoutLines: string[] = [];
   const stderrLines: string[] = [];
-  const split = (target: string[]) => {
+  let stdoutWatchers: (() => void)[] = [];
+  // Only complete lines count: a line cut short by a crash was never received by a client either.
+  const split = (target: string[], onLines?: () => void) => {
     let partial = "";
     return (chunk: Buffer) => {
       const lines = (partial + chunk.toString("utf8")).split("\n");
       partial = lines.pop() ?? "";
       target.push(...lines);
+      if (lines.length > 0) onLines?.();
     };
   };
-  child.stdout.on("data", split(stdoutLines));
+  child.stdout.on(
+    "data",
+    split(stdoutLines, () => {
+      for (const watcher of stdoutWatchers) watcher();
+    }),
+  );
   child.stderr.on("data", split(stderrLines));
+  const waitForStdout = (predicate: (lines: string[]) => boolean, timeoutMs = 10_000) =>
+    new Promise<void>((resolve, reject) => {
+      const check = () => {
+        if (!predicate(stdoutLines)) return;
+        clearTimeout(timer);
+        stdoutWatchers = stdoutWatchers.filter((watcher) => watcher !== check);
+        resolve();
+      };
+      const timer = setTimeout(() => {
+        stdoutWatchers = stdoutWatchers.filter((watcher) => watcher !== check);
+        reject(new Error(`stdout did not reach the expected state within ${timeoutMs} ms`));
+      }, timeoutMs);
+      stdoutWatchers.push(check);
+      check();
+    });
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
     child.on("exit", (code, signal) => resolve({ code, signal })),
   );
@@ -74,16 +108,20 @@ export function spawnRaw(env: Record<string, string>, cwd?: string): RawServer {
     stderrLines,
     exited,
     send: (line) => child.stdin.write(`${line}\n`),
+    waitForStdout,
     async response(id, timeoutMs = 10_000) {
-      const deadline = Date.now() + timeoutMs;
-      for (;;) {
-        for (const line of stdoutLines) {
-          const message = JSON.parse(line) as Record<string, unknown>;
-          if (message.id === id) return message;
+      let found: Record<string, unknown> | undefined;
+      let scanned = 0;
+      await waitForStdout((lines) => {
+        for (; scanned < lines.length && !found; scanned++) {
+          const message = JSON.parse(lines[scanned]!) as Record<string, unknown>;
+          if (message.id === id) found = message;
         }
-        if (Date.now() > deadline) throw new Error(`no response with id ${id} within ${timeoutMs} ms`);
-        await new Promise((resolve) => setTimeout(resolve, 10));
-      }
+        return found !== undefined;
+      }, timeoutMs).catch(() => {
+        throw new Error(`no response with id ${id} within ${timeoutMs} ms`);
+      });
+      return found!;
     },
   };
 }

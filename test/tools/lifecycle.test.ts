@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { API_KEY_PATTERN } from "../../src/keys/format.js";
+import { API_KEY_PATTERN, generateApiKey } from "../../src/keys/format.js";
 import { hashApiKey } from "../../src/keys/secret.js";
 import { encodeCursor } from "../../src/store/cursor.js";
 import { STORE_NOW_NOTICE } from "../../tools/create-api-key.js";
@@ -9,6 +9,8 @@ import { merchantToken } from "../helpers/tokens.js";
 
 const DAY = 86_400_000;
 const START = Date.UTC(2026, 10, 25, 12, 0, 0);
+/** The shape of a compact JWS; the signature is not real. */
+const SAMPLE_JWT = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ1c2VyIn0.c2lnbmF0dXJlLW5vdC1yZWFs";
 
 describe("key lifecycle through the MCP tools (T1–T5)", () => {
   let server: TestServer;
@@ -105,16 +107,47 @@ describe("key lifecycle through the MCP tools (T1–T5)", () => {
       ["a blank name", { name: "   " }, "MCP error -32602"],
       ["a 65-character name", { name: "n".repeat(65) }, "MCP error -32602"],
       ["a name with a control character", { name: "bad\u0007name" }, "MCP error -32602"],
+      ["a name with an unpaired high surrogate", { name: "bad\uD800name" }, "MCP error -32602"],
+      ["a name with an unpaired low surrogate", { name: "\uDC00" }, "MCP error -32602"],
+      ["a name with surrogates in the wrong order", { name: "\uDC00\uD800" }, "MCP error -32602"],
+      ["a description with an unpaired surrogate", { description: "note \uDBFF" }, "MCP error -32602"],
       ["a 257-character description", { description: "d".repeat(257) }, "MCP error -32602"],
       ["an unknown type", { type: "restricted" }, "MCP error -32602"],
       ["an unknown environment", { environment: "prod" }, "MCP error -32602"],
       ["an unknown field", { tenant_id: "merchant_b" }, "MCP error -32602"],
+      ["a name that is an API key", { name: generateApiKey("secret", "live") }, "ERR_VALIDATION"],
+      ["a description quoting an API key", { description: `replaces ${generateApiKey("publishable", "test")} from the old app` }, "ERR_VALIDATION"],
+      ["a description quoting a JWT", { description: `token: ${SAMPLE_JWT}` }, "ERR_VALIDATION"],
     ])("refuses %s and writes nothing", async (_label, args, code) => {
       const result = await create(args);
       expect(result.ok).toBe(false);
       if (!result.ok) expect(result.code).toBe(code);
       expect(rows(server.db!, "api_keys")).toEqual([]);
       expect(changeEvents(server.db!)).toEqual([]);
+    });
+
+    // SQLite stores an unpaired surrogate as invalid UTF-8, which reads back as U+FFFD: the name
+    // acknowledged would not be the name stored. Paired surrogates (emoji, 4-byte characters) are text.
+    it("stores a name and description of 4-byte characters exactly as acknowledged", async () => {
+      const name = "🔑 𝒜𠜎 ".padEnd(64, "🔑");
+      const result = await create({ name, description: "emoji 🔑 and 𝟘" });
+      expect(result.ok && result.data.key.name).toBe(name);
+      const read = await server.call("get_api_key", { key_id: result.ok ? result.data.key.key_id : "" });
+      expect(read.ok && [read.data.key.name, read.data.key.description]).toEqual([name, "emoji 🔑 and 𝟘"]);
+    });
+
+    // A secret in a name or description would be stored in plain text (key row and audit log)
+    // and shown in every listing; the refusal names the field but never echoes the value.
+    it("refuses a secret in free text without echoing it, and accepts a display prefix", async () => {
+      const secret = generateApiKey("secret", "test");
+      const refused = await create({ name: "ok", description: `key ${secret}` });
+      expect(refused.ok ? "" : refused.text).toMatch(/^ERR_VALIDATION: description contains what looks like an API key or a token/);
+      expect(refused.ok ? "" : refused.text).not.toContain(secret.slice(12));
+      const created = await create({ name: "sk_test_Ab3x (checkout)" });
+      expect(created.ok && created.data.key.name).toBe("sk_test_Ab3x (checkout)");
+      const renamed = await server.call("update_api_key", { key_id: created.ok ? created.data.key.key_id : "", name: `old ${secret}` });
+      expect(renamed.ok ? "OK" : renamed.code).toBe("ERR_VALIDATION");
+      expect(dumpDatabase(server.db!)).not.toContain(secret.slice(12));
     });
 
     it("accepts a 64-character name with Unicode and a description with newlines", async () => {

@@ -1,0 +1,143 @@
+import { spawn } from "node:child_process";
+import { createRequire } from "node:module";
+import { join } from "node:path";
+import Database from "better-sqlite3";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { recordFigures } from "../helpers/figures.js";
+import type { CallOutcome } from "../helpers/server.js";
+import { spawnClient, tempDir, type SpawnedClient } from "../helpers/spawn.js";
+import { merchantToken, TEST_SECRET } from "../helpers/tokens.js";
+
+const PROCESSES = 4;
+const CREATES = 100;
+const UPDATES = 50;
+const REVOKES = 50;
+const TENANT = "merchant_shared_load";
+/** Times another program (a backup, an sqlite3 shell) takes the write lock during the run, and for how long. */
+const LOCK_HOLDS = 8;
+const LOCK_HOLD_MS = 250;
+
+const require = createRequire(import.meta.url);
+
+/**
+ * An unlucky neighbour: a separate process that, every 250 ms, holds the write lock for 250 ms
+ * and then forces a full WAL checkpoint — well inside the 5 s busy timeout, so every writer must
+ * wait it out rather than fail.
+ */
+function startLockHolder(dbPath: string): Promise<number> {
+  const script = `
+    const Database = require(${JSON.stringify(require.resolve("better-sqlite3"))});
+    const db = new Database(${JSON.stringify(dbPath)});
+    db.pragma("busy_timeout = 5000");
+    const pause = (ms) => Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+    let holds = 0;
+    const tick = () => {
+      db.exec("BEGIN IMMEDIATE");
+      pause(${LOCK_HOLD_MS});
+      db.exec("COMMIT");
+      db.pragma("wal_checkpoint(TRUNCATE)");
+      if (++holds < ${LOCK_HOLDS}) setTimeout(tick, ${LOCK_HOLD_MS}); else { db.close(); process.stdout.write(String(holds)); }
+    };
+    setTimeout(tick, 50);`;
+  const child = spawn(process.execPath, ["-e", script], { stdio: ["ignore", "pipe", "inherit"] });
+  let out = "";
+  child.stdout.on("data", (chunk: Buffer) => (out += chunk.toString()));
+  return new Promise((resolve, reject) => child.on("exit", (code) => (code === 0 ? resolve(Number(out)) : reject(new Error(`lock holder exited with ${code}`)))));
+}
+
+/** The data of a successful call; a failure is collected, not thrown, so every one is reported. */
+function collect(failures: string[], label: string) {
+  return (outcome: CallOutcome) => {
+    if (!outcome.ok) failures.push(`${label}: ${outcome.text}`);
+    return outcome.ok ? outcome.data : undefined;
+  };
+}
+
+// S1: several processes may share one file. Every write is an IMMEDIATE transaction; contention
+// — from each other and from a neighbour that holds the lock — must be absorbed by the busy
+// timeout, never reach a client as an error.
+describe(`${PROCESSES} server processes on one database file, all writing at once`, () => {
+  let dir: ReturnType<typeof tempDir>;
+  let dbPath: string;
+  let servers: SpawnedClient[] = [];
+
+  beforeEach(() => {
+    dir = tempDir();
+    dbPath = join(dir.path, "shared.db");
+  });
+  afterEach(async () => {
+    await Promise.all(servers.map((server) => server.close()));
+    servers = [];
+    dir.remove();
+  });
+
+  it(`each creates ${CREATES} keys, then updates ${UPDATES} and revokes ${REVOKES} of its own: no errors, exact counts`, async () => {
+    servers = await Promise.all(
+      Array.from({ length: PROCESSES }, async (_, p) =>
+        spawnClient({
+          API_KEYS_MCP_JWT_SECRET: TEST_SECRET,
+          API_KEYS_MCP_DB: dbPath,
+          API_KEYS_MCP_TOKEN: await merchantToken(TENANT, `user_${p}`),
+          API_KEYS_MCP_RATE_LIMIT_WRITE: "1000000",
+          API_KEYS_MCP_LOG_LEVEL: "warn",
+        }),
+      ),
+    );
+    const failures: string[] = [];
+
+    const work = async (server: SpawnedClient, p: number) => {
+      const created = await Promise.all(
+        Array.from({ length: CREATES }, (_, i) => server.call("create_api_key", { name: `p${p} key ${i}` }).then(collect(failures, "create"))),
+      );
+      const ids = created.filter((data) => data !== undefined).map((data) => data.key.key_id as string);
+      await Promise.all([
+        ...ids.slice(0, UPDATES).map((key_id, i) =>
+          server.call("update_api_key", { key_id, name: `p${p} renamed ${i}`, description: "updated under load" }).then(collect(failures, "update")),
+        ),
+        ...ids.slice(UPDATES, UPDATES + REVOKES).map((key_id) => server.call("delete_api_key", { key_id }).then(collect(failures, "revoke"))),
+      ]);
+      return ids;
+    };
+    const [holds, ...idsByProcess] = await Promise.all([startLockHolder(dbPath), ...servers.map(work)]);
+
+    expect(failures).toEqual([]);
+    const stderr = servers.flatMap((server) => server.stderr);
+    expect(stderr.filter((line) => line.includes('"level":"error"'))).toEqual([]);
+
+    const db = new Database(dbPath, { readonly: true });
+    try {
+      const total = PROCESSES * CREATES;
+      expect(db.prepare("SELECT COUNT(*) FROM api_keys").pluck().get()).toBe(total);
+      expect(db.prepare("SELECT COUNT(*) FROM api_keys WHERE revoked_at IS NOT NULL").pluck().get()).toBe(PROCESSES * REVOKES);
+      expect(db.prepare("SELECT COUNT(*) FROM api_keys WHERE description = 'updated under load' AND revoked_at IS NULL").pluck().get()).toBe(
+        PROCESSES * UPDATES,
+      );
+      expect(db.prepare("SELECT action, COUNT(*) AS n FROM audit_events GROUP BY action ORDER BY action").all()).toEqual([
+        { action: "api_key.created", n: total },
+        { action: "api_key.revoked", n: PROCESSES * REVOKES },
+        { action: "api_key.updated", n: PROCESSES * UPDATES },
+      ]);
+      // Each process changed only its own keys, and each change is attributed to its actor.
+      for (const [p, ids] of (idsByProcess as string[][]).entries()) {
+        expect(new Set(ids).size).toBe(CREATES);
+        const actors = db
+          .prepare(`SELECT DISTINCT actor FROM audit_events WHERE key_id IN (${ids.map(() => "?").join(",")})`)
+          .pluck()
+          .all(...ids);
+        expect(actors).toEqual([`user_${p}`]);
+      }
+      expect(db.pragma("integrity_check", { simple: true })).toBe("ok");
+    } finally {
+      db.close();
+    }
+
+    expect(holds).toBe(LOCK_HOLDS);
+    recordFigures("four-processes", {
+      processes: PROCESSES,
+      foreign_lock_holds: holds as number,
+      operations: PROCESSES * (CREATES + UPDATES + REVOKES),
+      client_errors: failures.length,
+      lost: 0,
+    });
+  }, 120_000);
+});

@@ -1,0 +1,47 @@
+import { LATEST_PROTOCOL_VERSION } from "@modelcontextprotocol/sdk/types.js";
+import type { RawServer } from "./spawn.js";
+
+export type Json = Record<string, unknown>;
+
+/** A tools/call result as it travels over the wire. */
+export interface RawToolResult {
+  isError?: boolean;
+  content: { text: string }[];
+  structuredContent?: Json;
+}
+
+/** The JSON of a request line, for tests that write many lines at once or mangle them. */
+export function requestLine(id: number | string, method: string, params?: Json): string {
+  return JSON.stringify({ jsonrpc: "2.0", id, method, ...(params === undefined ? {} : { params }) });
+}
+
+/** A raw JSON-RPC session over a spawned server's pipes: initialize, then numbered requests, each awaited. */
+export function session(server: RawServer, firstId = 1) {
+  let nextId = firstId;
+  const request = async (method: string, params?: Json, timeoutMs?: number) => {
+    const id = nextId++;
+    server.send(requestLine(id, method, params));
+    return server.response(id, timeoutMs);
+  };
+  return {
+    async initialize() {
+      const reply = await request("initialize", {
+        protocolVersion: LATEST_PROTOCOL_VERSION,
+        capabilities: {},
+        clientInfo: { name: "raw-stdio-test", version: "0.0.0" },
+      });
+      server.send(JSON.stringify({ jsonrpc: "2.0", method: "notifications/initialized" }));
+      return reply;
+    },
+    request,
+    /** tools/call; resolves with the result (or throws on a JSON-RPC error). */
+    async call(name: string, args: Json = {}, timeoutMs?: number): Promise<RawToolResult> {
+      const reply = await request("tools/call", { name, arguments: args }, timeoutMs);
+      if (!("result" in reply)) throw new Error(`tools/call ${name} answered ${JSON.stringify(reply.error)}`);
+      return reply.result as RawToolResult;
+    },
+  };
+}
+
+/** Every non-empty line parsed as JSON. */
+export const parseLines = (lines: string[]): Json[] => lines.filter((line) => line !== "").map((line) => JSON.parse(line) as Json);
