@@ -18,6 +18,7 @@ main(process.argv.slice(2), {
   readFileSync: (path) => readFileSync(path, "utf8"),
   readFile: (path) => readFile(path, "utf8"),
   onSignal: (signal, handler) => process.on(signal, handler),
+  onExit: (handler) => process.on("exit", handler),
   exit: (code) => process.exit(code),
   version,
 }).then(

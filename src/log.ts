@@ -30,15 +30,31 @@ export function redact(text: string): string {
  * The one logger: JSON lines, written through `write` (stderr in the server, because stdout
  * carries the MCP protocol), filtered by level, redacted.
  */
-export function createLogger(options: { level: LogLevel; write: (line: string) => void; clock?: Clock }): Logger {
+export function createLogger(options: {
+  level: LogLevel;
+  write: (line: string) => void;
+  clock?: Clock;
+  /**
+   * Runs the formatting and writing of a line later, off the caller's path (the server passes
+   * a line buffer's `defer`, so a tool call's line is built after its response has gone out).
+   * Unset: at once.
+   */
+  defer?: (task: () => void) => void;
+}): Logger {
   const threshold = SEVERITY[options.level];
   const clock = options.clock ?? Date.now;
+  const defer = options.defer;
   const emit = (level: Exclude<LogLevel, "silent">, message: string, fields?: LogFields) => {
     if (SEVERITY[level] < threshold) return;
-    const record = { time: isoTime(clock()), level, msg: message, ...fields };
-    // The replacer costs on every key, so only lines that carry an error pay for it.
-    const line = fields && hasError(fields) ? JSON.stringify(record, errorsAsObjects) : JSON.stringify(record);
-    options.write(redact(line));
+    const time = clock();
+    const task = () => {
+      const record = { time: isoTime(time), level, msg: message, ...fields };
+      // The replacer costs on every key, so only lines that carry an error pay for it.
+      const line = fields && hasError(fields) ? JSON.stringify(record, errorsAsObjects) : JSON.stringify(record);
+      options.write(redact(line));
+    };
+    if (defer) defer(task);
+    else task();
   };
   return {
     debug: (message, fields) => emit("debug", message, fields),
@@ -61,28 +77,54 @@ function errorsAsObjects(_key: string, value: unknown): unknown {
 }
 
 /**
- * Gathers lines and hands them to `write` in one piece at the end of the event-loop turn: under
- * load, one stderr write carries many calls' lines instead of one syscall each. `flush()` writes
- * at once (on shutdown, before the process exits).
+ * Collects log lines for one write per event-loop turn: a stderr write is a syscall and a large
+ * part of the cost of a line, so under load one write carries many calls' lines, while a line
+ * still reaches stderr within the turn that produced it (a longer delay would save a little
+ * more, and lose more lines to a SIGKILL). `defer` also postpones building the line to that
+ * moment, after the call's response has been written. `flush()` does it all at once; the server
+ * calls it before it exits, however it exits.
  */
-export function createLineBuffer(write: (chunk: string) => void): { write: (line: string) => void; flush: () => void } {
-  let pending: string[] = [];
+export function createLineBuffer(write: (chunk: string) => void): {
+  write: (line: string) => void;
+  defer: (task: () => void) => void;
+  flush: () => void;
+} {
+  // Lines and deferred lines share one queue, so they come out in the order they were logged;
+  // a deferred task writes its line straight into the chunk being flushed.
+  let queue: (string | (() => void))[] = [];
+  let chunk: string[] = [];
   let scheduled = false;
+  let flushing = false;
+  const take = (item: string | (() => void)) => {
+    if (typeof item === "string") chunk.push(item);
+    else item();
+  };
+  const enqueue = (item: string | (() => void)) => {
+    if (flushing) return take(item);
+    queue.push(item);
+    if (!scheduled) {
+      scheduled = true;
+      setImmediate(flush);
+    }
+  };
   const flush = () => {
     scheduled = false;
-    if (pending.length === 0) return;
-    const chunk = `${pending.join("\n")}\n`;
-    pending = [];
-    write(chunk);
+    const due = queue;
+    queue = [];
+    flushing = true;
+    try {
+      for (const item of due) take(item);
+    } finally {
+      flushing = false;
+    }
+    if (chunk.length === 0) return;
+    const text = `${chunk.join("\n")}\n`;
+    chunk = [];
+    write(text);
   };
   return {
-    write(line) {
-      pending.push(line);
-      if (!scheduled) {
-        scheduled = true;
-        setImmediate(flush);
-      }
-    },
+    write: enqueue,
+    defer: enqueue,
     flush,
   };
 }

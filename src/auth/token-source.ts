@@ -14,6 +14,7 @@ export interface TokenSources {
  * are dropped.
  */
 export function createTokenResolver(sources: TokenSources): (argument: string | undefined) => Promise<string> {
+  const configured = clean(sources.value);
   return async (argument) => {
     if (argument !== undefined) {
       // An agent acting for several users passed a token: never fall back to the server's own.
@@ -23,8 +24,7 @@ export function createTokenResolver(sources: TokenSources): (argument: string | 
       }
       return given;
     }
-    const direct = clean(sources.value);
-    if (direct !== undefined) return direct;
+    if (configured !== undefined) return configured;
     if (sources.file !== undefined) {
       let contents: string;
       try {

@@ -15,6 +15,8 @@ export interface Io {
   readFileSync: (path: string) => string;
   readFile: (path: string) => Promise<string>;
   onSignal: (signal: "SIGINT" | "SIGTERM", handler: () => void) => void;
+  /** Runs `handler` synchronously as the process exits, however it exits. */
+  onExit: (handler: () => void) => void;
   exit: (code: number) => void;
   version: string;
 }

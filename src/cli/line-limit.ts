@@ -27,6 +27,11 @@ export function limitLineLength(maxBytes: number, onDiscard: (bytes: number) => 
 
   return new Transform({
     transform(chunk: Buffer, _encoding, callback: TransformCallback) {
+      // The usual chunk: whole lines only, none of them over the limit. Passed on untouched.
+      if (pendingBytes === 0 && discarding === 0 && chunk.length <= maxBytes && chunk[chunk.length - 1] === NEWLINE) {
+        callback(null, chunk);
+        return;
+      }
       const lines: Buffer[] = [];
       let start = 0;
       for (;;) {

@@ -20,7 +20,9 @@ const SHUTDOWN_GRACE_MS = 10_000;
 export async function serve(io: Io): Promise<void> {
   const { config, problems } = loadConfig({ env: io.env, platform: io.platform, homedir: io.homedir, readFile: io.readFileSync });
   const stderr = createLineBuffer((chunk) => io.stderr.write(chunk));
-  const logger = createLogger({ level: config.logLevel, write: stderr.write });
+  const logger = createLogger({ level: config.logLevel, write: stderr.write, defer: stderr.defer });
+  // Whatever ends the process (an uncaught error included), the buffered lines are written first.
+  io.onExit(stderr.flush);
   for (const problem of problems) logger.error("config_problem", { ...problem });
 
   const services = createServices({ config, problems, logger, clock: systemClock, readTokenFile: io.readFile });
