@@ -93,6 +93,11 @@ describe("secrets at rest and in logs", () => {
         expect(result.content[0]!.text).toMatch(/^ERR_VALIDATION: (name|description) contains what looks like an API key or a token/);
       }
       if (end === "SIGKILL") {
+        // Log lines are written at the end of the server's event-loop turn, just after the
+        // response; wait (bounded) for this session's 16 to arrive, so the scan below covers them.
+        const logged = () => server.stderrLines.filter((line) => line.includes('"msg":"tool_call"')).length;
+        const deadline = Date.now() + 5000;
+        while (logged() < 16 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 5));
         // Killed with the WAL and SHM still on disk, as after a crash.
         server.child.kill("SIGKILL");
         await within(server.exited, 10_000, "death by SIGKILL");
