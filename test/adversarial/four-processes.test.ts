@@ -10,8 +10,10 @@ import { merchantToken, TEST_SECRET } from "../helpers/tokens.js";
 
 const PROCESSES = 4;
 const CREATES = 100;
-const UPDATES = 50;
-const REVOKES = 50;
+const UPDATES = 40;
+const REVOKES = 40;
+/** Rotations of keys not otherwise touched, half with no grace period and half with a day. */
+const ROTATIONS = 20;
 const TENANT = "merchant_shared_load";
 /** Times another program (a backup, an sqlite3 shell) takes the write lock during the run, and for how long. */
 const LOCK_HOLDS = 8;
@@ -71,7 +73,7 @@ describe(`${PROCESSES} server processes on one database file, all writing at onc
     dir.remove();
   });
 
-  it(`each creates ${CREATES} keys, then updates ${UPDATES} and revokes ${REVOKES} of its own: no errors, exact counts`, async () => {
+  it(`each creates ${CREATES} keys, then updates ${UPDATES}, revokes ${REVOKES} and rotates ${ROTATIONS} of its own: no errors, exact counts`, async () => {
     servers = await Promise.all(
       Array.from({ length: PROCESSES }, async (_, p) =>
         spawnClient({
@@ -90,15 +92,24 @@ describe(`${PROCESSES} server processes on one database file, all writing at onc
         Array.from({ length: CREATES }, (_, i) => server.call("create_api_key", { name: `p${p} key ${i}` }).then(collect(failures, "create"))),
       );
       const ids = created.filter((data) => data !== undefined).map((data) => data.key.key_id as string);
-      await Promise.all([
-        ...ids.slice(0, UPDATES).map((key_id, i) =>
-          server.call("update_api_key", { key_id, name: `p${p} renamed ${i}`, description: "updated under load" }).then(collect(failures, "update")),
+      const [, , rotations] = await Promise.all([
+        Promise.all(
+          ids
+            .slice(0, UPDATES)
+            .map((key_id, i) =>
+              server.call("update_api_key", { key_id, name: `p${p} renamed ${i}`, description: "updated under load" }).then(collect(failures, "update")),
+            ),
         ),
-        ...ids.slice(UPDATES, UPDATES + REVOKES).map((key_id) => server.call("delete_api_key", { key_id }).then(collect(failures, "revoke"))),
+        Promise.all(ids.slice(UPDATES, UPDATES + REVOKES).map((key_id) => server.call("delete_api_key", { key_id }).then(collect(failures, "revoke")))),
+        Promise.all(
+          ids
+            .slice(UPDATES + REVOKES, UPDATES + REVOKES + ROTATIONS)
+            .map((key_id, i) => server.call("rotate_api_key", { key_id, grace_period: i % 2 === 0 ? "0" : "24h" }).then(collect(failures, "rotate"))),
+        ),
       ]);
-      return ids;
+      return { ids, replacements: rotations.filter((data) => data !== undefined).map((data) => data.key.key_id as string) };
     };
-    const [holds, ...idsByProcess] = await Promise.all([startLockHolder(dbPath), ...servers.map(work)]);
+    const [holds, ...byProcess] = await Promise.all([startLockHolder(dbPath), ...servers.map(work)]);
 
     expect(failures).toEqual([]);
     const stderr = servers.flatMap((server) => server.stderr);
@@ -107,24 +118,42 @@ describe(`${PROCESSES} server processes on one database file, all writing at onc
     const db = new Database(dbPath, { readonly: true });
     try {
       const total = PROCESSES * CREATES;
-      expect(db.prepare("SELECT COUNT(*) FROM api_keys").pluck().get()).toBe(total);
+      expect(db.prepare("SELECT COUNT(*) FROM api_keys").pluck().get()).toBe(total + PROCESSES * ROTATIONS);
       expect(db.prepare("SELECT COUNT(*) FROM api_keys WHERE revoked_at IS NOT NULL").pluck().get()).toBe(PROCESSES * REVOKES);
       expect(db.prepare("SELECT COUNT(*) FROM api_keys WHERE description = 'updated under load' AND revoked_at IS NULL").pluck().get()).toBe(
         PROCESSES * UPDATES,
       );
+      // A rotation is one event, on the key it replaces; its replacement has no created event.
       expect(db.prepare("SELECT action, COUNT(*) AS n FROM audit_events GROUP BY action ORDER BY action").all()).toEqual([
         { action: "api_key.created", n: total },
         { action: "api_key.revoked", n: PROCESSES * REVOKES },
+        { action: "api_key.rotated", n: PROCESSES * ROTATIONS },
         { action: "api_key.updated", n: PROCESSES * UPDATES },
       ]);
+      // Every rotation linked both ways, in one tenant, the replacement a copy, the old key retired.
+      expect(
+        db
+          .prepare(
+            `SELECT COUNT(*) FROM api_keys o JOIN api_keys n ON n.key_id = o.rotated_to
+             WHERE n.rotated_from = o.key_id AND n.tenant_id = o.tenant_id AND n.name = o.name AND o.expires_at IS NOT NULL AND n.expires_at IS NULL`,
+          )
+          .pluck()
+          .get(),
+      ).toBe(PROCESSES * ROTATIONS);
       // Each process changed only its own keys, and each change is attributed to its actor.
-      for (const [p, ids] of (idsByProcess as string[][]).entries()) {
+      for (const [p, { ids, replacements }] of (byProcess as { ids: string[]; replacements: string[] }[]).entries()) {
         expect(new Set(ids).size).toBe(CREATES);
+        expect(new Set(replacements).size).toBe(ROTATIONS);
         const actors = db
           .prepare(`SELECT DISTINCT actor FROM audit_events WHERE key_id IN (${ids.map(() => "?").join(",")})`)
           .pluck()
           .all(...ids);
         expect(actors).toEqual([`user_${p}`]);
+        const creators = db
+          .prepare(`SELECT DISTINCT created_by FROM api_keys WHERE key_id IN (${replacements.map(() => "?").join(",")})`)
+          .pluck()
+          .all(...replacements);
+        expect(creators).toEqual([`user_${p}`]);
       }
       expect(db.pragma("integrity_check", { simple: true })).toBe("ok");
     } finally {
@@ -135,7 +164,8 @@ describe(`${PROCESSES} server processes on one database file, all writing at onc
     recordFigures("four-processes", {
       processes: PROCESSES,
       foreign_lock_holds: holds as number,
-      operations: PROCESSES * (CREATES + UPDATES + REVOKES),
+      operations: PROCESSES * (CREATES + UPDATES + REVOKES + ROTATIONS),
+      rotations: PROCESSES * ROTATIONS,
       client_errors: failures.length,
       lost: 0,
     });

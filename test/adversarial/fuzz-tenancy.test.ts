@@ -1,9 +1,10 @@
 import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { checksum } from "../../src/keys/format.js";
 import { recordFigures } from "../helpers/figures.js";
 import { FUZZ_SEED, fuzzParameters, fuzzTimeout } from "../helpers/fuzz.js";
 import { startTestServer, type CallOutcome, type TestServer } from "../helpers/server.js";
-import { merchantToken } from "../helpers/tokens.js";
+import { merchantToken, READ_WRITE } from "../helpers/tokens.js";
 
 const RUNS = 200;
 const MAX_COMMANDS = 40;
@@ -18,8 +19,17 @@ const TENANT_PAIRS: [string, string][] = [
   ["m_1", "m_%"],
   ["caf\u00e9", "cafe\u0301"],
 ];
-const SUBJECTS = ["user_1", "user_2"];
-const STATUSES = [undefined, "active", "revoked", "all"] as const;
+/** Two users who may write, and one who may only read. */
+const SUBJECTS = ["user_1", "user_2", "user_ro"];
+const READ_ONLY = 2;
+const STATUSES = [undefined, "active", "expired", "revoked", "all"] as const;
+/** "0" retires the old key at once (the clock stands still, so it reads as expired); "1h" leaves it active. */
+const GRACES = ["0", "1h"] as const;
+/** A well-formed key with a correct checksum that nobody was ever given. */
+const NOBODYS_KEY = (() => {
+  const head = "sk_test_00000000000000000000Nobody";
+  return head + checksum(head);
+})();
 
 type Side = 0 | 1;
 interface ModelKey {
@@ -27,21 +37,45 @@ interface ModelKey {
   name: string;
   description: string | null;
   revoked: boolean;
+  /** Retired by a rotation with no grace period. */
+  expired: boolean;
+  rotatedFrom: string | null;
+  rotatedTo: string | null;
+  plaintext: string;
+  /** VALID verifications, each one counted use. */
+  uses: number;
 }
 interface Model {
   keys: Map<string, ModelKey>;
   /** Key ids in creation order. */
   order: string[];
+  /** Each tenant's audit trail, oldest first, as "action key_id actor". */
+  events: [string[], string[]];
 }
 interface Real {
   server: TestServer;
   tokens: [string[], string[]];
-  stats: { commands: number; crossTenantAttempts: number };
+  stats: { crossTenantAttempts: number; rotations: number; validChecks: number };
 }
 
 /** A key the command aims at: one that exists (either tenant's), or an id nobody has. */
 function target(model: Model, pick: number): string {
   return pick < 0 || model.order.length === 0 ? "key_00000000000000Nobody" : model.order[pick % model.order.length]!;
+}
+
+function statusOf(key: ModelKey): "active" | "expired" | "revoked" {
+  return key.revoked ? "revoked" : key.expired ? "expired" : "active";
+}
+
+/**
+ * The read-only user's writes are refused before any key is looked at — the same answer for
+ * their own tenant's key, the other tenant's and nobody's — and audited in their own tenant.
+ */
+function refusedAsReadOnly(outcome: CallOutcome, model: Model, side: Side, subject: number, keyId: string | null): boolean {
+  if (subject !== READ_ONLY) return false;
+  expect(outcome.ok ? "OK" : outcome.code).toBe("ERR_FORBIDDEN");
+  model.events[side].push(`auth.denied ${keyId} ${SUBJECTS[subject]}`);
+  return true;
 }
 
 function ok(outcome: CallOutcome, what: string) {
@@ -61,10 +95,23 @@ class Create implements fc.AsyncCommand<Model, Real> {
   check = () => true;
   async run(model: Model, real: Real) {
     const args = { name: this.name, token: real.tokens[this.side][this.subject]!, ...(this.description === null ? {} : { description: this.description }) };
-    const data = ok(await real.server.call("create_api_key", args), "create");
+    const outcome = await real.server.call("create_api_key", args);
+    if (refusedAsReadOnly(outcome, model, this.side, this.subject, null)) return;
+    const data = ok(outcome, "create");
     expect(data.key.created_by).toBe(SUBJECTS[this.subject]);
-    model.keys.set(data.key.key_id, { side: this.side, name: this.name.trim(), description: this.description, revoked: false });
+    model.keys.set(data.key.key_id, {
+      side: this.side,
+      name: this.name.trim(),
+      description: this.description,
+      revoked: false,
+      expired: false,
+      rotatedFrom: null,
+      rotatedTo: null,
+      plaintext: data.api_key,
+      uses: 0,
+    });
     model.order.push(data.key.key_id);
+    model.events[this.side].push(`api_key.created ${data.key.key_id} ${SUBJECTS[this.subject]}`);
   }
   toString = () => `create(${this.side}, ${JSON.stringify(this.name)})`;
 }
@@ -81,10 +128,20 @@ class Get implements fc.AsyncCommand<Model, Real> {
       return expectNotFound(outcome, keyId);
     }
     const { key } = ok(outcome, "get");
-    expect({ name: key.name, description: key.description, revoked: key.status === "revoked" }).toEqual({
+    expect({
+      name: key.name,
+      description: key.description,
+      status: key.status,
+      rotated_from: key.rotated_from,
+      rotated_to: key.rotated_to,
+      usage_count: key.usage_count,
+    }).toEqual({
       name: owned.name,
       description: owned.description,
-      revoked: owned.revoked,
+      status: statusOf(owned),
+      rotated_from: owned.rotatedFrom,
+      rotated_to: owned.rotatedTo,
+      usage_count: owned.uses,
     });
   }
   toString = () => `get(${this.side}, #${this.pick})`;
@@ -97,6 +154,7 @@ class Update implements fc.AsyncCommand<Model, Real> {
     const keyId = target(model, this.pick);
     const outcome = await real.server.call("update_api_key", { key_id: keyId, name: this.name, token: real.tokens[this.side][this.subject]! });
     const owned = model.keys.get(keyId);
+    if (refusedAsReadOnly(outcome, model, this.side, this.subject, keyId)) return;
     if (owned?.side !== this.side) {
       if (owned) real.stats.crossTenantAttempts += 1;
       return expectNotFound(outcome, keyId);
@@ -106,6 +164,8 @@ class Update implements fc.AsyncCommand<Model, Real> {
       return;
     }
     expect(ok(outcome, "update").key.name).toBe(this.name.trim());
+    // Repeating a change records nothing.
+    if (owned.name !== this.name.trim()) model.events[this.side].push(`api_key.updated ${keyId} ${SUBJECTS[this.subject]}`);
     owned.name = this.name.trim();
   }
   toString = () => `update(${this.side}, #${this.pick}, ${JSON.stringify(this.name)})`;
@@ -118,11 +178,13 @@ class Revoke implements fc.AsyncCommand<Model, Real> {
     const keyId = target(model, this.pick);
     const outcome = await real.server.call("delete_api_key", { key_id: keyId, token: real.tokens[this.side][this.subject]! });
     const owned = model.keys.get(keyId);
+    if (refusedAsReadOnly(outcome, model, this.side, this.subject, keyId)) return;
     if (owned?.side !== this.side) {
       if (owned) real.stats.crossTenantAttempts += 1;
       return expectNotFound(outcome, keyId);
     }
     expect(ok(outcome, "revoke").key.status).toBe("revoked");
+    if (!owned.revoked) model.events[this.side].push(`api_key.revoked ${keyId} ${SUBJECTS[this.subject]}`);
     owned.revoked = true;
   }
   toString = () => `revoke(${this.side}, #${this.pick})`;
@@ -139,18 +201,123 @@ class List implements fc.AsyncCommand<Model, Real> {
       if (this.status !== undefined) args.status = this.status;
       if (cursor !== null) args.cursor = cursor;
       const page = ok(await real.server.call("list_api_keys", args), "list");
-      seen.push(...page.keys.map((key: { key_id: string }) => key.key_id));
+      seen.push(...page.keys.map((key: { key_id: string; usage_count: number }) => `${key.key_id} ${key.usage_count}`));
       cursor = page.next_cursor;
     } while (cursor !== null);
     const wanted = (key: ModelKey) =>
-      key.side === this.side && (this.status === "all" || (this.status === "revoked" ? key.revoked : !key.revoked));
-    expect(seen).toEqual(model.order.filter((id) => wanted(model.keys.get(id)!)).reverse());
+      key.side === this.side && (this.status === "all" || (this.status === undefined ? !key.revoked : statusOf(key) === this.status));
+    expect(seen).toEqual(
+      model.order
+        .filter((id) => wanted(model.keys.get(id)!))
+        .map((id) => `${id} ${model.keys.get(id)!.uses}`)
+        .reverse(),
+    );
   }
   toString = () => `list(${this.side}, ${this.status ?? "default"}, ${this.limit})`;
 }
 
+class Rotate implements fc.AsyncCommand<Model, Real> {
+  constructor(readonly side: Side, readonly subject: number, readonly pick: number, readonly grace: (typeof GRACES)[number]) {}
+  check = () => true;
+  async run(model: Model, real: Real) {
+    const keyId = target(model, this.pick);
+    const outcome = await real.server.call("rotate_api_key", { key_id: keyId, grace_period: this.grace, token: real.tokens[this.side][this.subject]! });
+    const owned = model.keys.get(keyId);
+    if (refusedAsReadOnly(outcome, model, this.side, this.subject, keyId)) return;
+    if (owned?.side !== this.side) {
+      if (owned) real.stats.crossTenantAttempts += 1;
+      return expectNotFound(outcome, keyId);
+    }
+    if (owned.revoked || owned.rotatedTo !== null) {
+      expect(outcome.ok ? "OK" : outcome.code).toBe("ERR_CONFLICT");
+      return;
+    }
+    const { key, api_key, previous } = ok(outcome, "rotate");
+    // The replacement belongs to the rotating tenant, made by the rotating user, linked both ways.
+    expect({ name: key.name, description: key.description, status: key.status, created_by: key.created_by, rotated_from: key.rotated_from }).toEqual({
+      name: owned.name,
+      description: owned.description,
+      status: "active",
+      created_by: SUBJECTS[this.subject],
+      rotated_from: keyId,
+    });
+    expect({ key_id: previous.key_id, rotated_to: previous.rotated_to, status: previous.status }).toEqual({
+      key_id: keyId,
+      rotated_to: key.key_id,
+      status: this.grace === "0" ? "expired" : "active",
+    });
+    owned.rotatedTo = key.key_id;
+    owned.expired = this.grace === "0";
+    real.stats.rotations += 1;
+    model.keys.set(key.key_id, {
+      side: this.side,
+      name: owned.name,
+      description: owned.description,
+      revoked: false,
+      expired: false,
+      rotatedFrom: keyId,
+      rotatedTo: null,
+      plaintext: api_key,
+      uses: 0,
+    });
+    model.order.push(key.key_id);
+    model.events[this.side].push(`api_key.rotated ${keyId} ${SUBJECTS[this.subject]}`);
+  }
+  toString = () => `rotate(${this.side}, #${this.pick}, ${this.grace})`;
+}
+
+class Verify implements fc.AsyncCommand<Model, Real> {
+  constructor(readonly side: Side, readonly pick: number) {}
+  check = () => true;
+  async run(model: Model, real: Real) {
+    const keyId = target(model, this.pick);
+    const owned = model.keys.get(keyId);
+    const outcome = await real.server.call("verify_api_key", { api_key: owned?.plaintext ?? NOBODYS_KEY, token: real.tokens[this.side][0]! });
+    const answer = ok(outcome, "verify");
+    if (owned?.side !== this.side) {
+      // Another tenant's key is answered exactly like a key nobody has, and counts no use.
+      if (owned) real.stats.crossTenantAttempts += 1;
+      expect(answer).toEqual({ valid: false, code: "NOT_FOUND" });
+      return;
+    }
+    const code = { active: "VALID", expired: "EXPIRED", revoked: "REVOKED" }[statusOf(owned)];
+    expect({ valid: answer.valid, code: answer.code, key_id: answer.key?.key_id }).toEqual({ valid: code === "VALID", code, key_id: keyId });
+    if (code === "VALID") {
+      owned.uses += 1;
+      real.stats.validChecks += 1;
+    }
+  }
+  toString = () => `verify(${this.side}, #${this.pick})`;
+}
+
+class ListAudit implements fc.AsyncCommand<Model, Real> {
+  /** `pick` null: the whole trail; else only events about that key. */
+  constructor(readonly side: Side, readonly pick: number | null, readonly limit: number) {}
+  check = () => true;
+  async run(model: Model, real: Real) {
+    const keyId = this.pick === null ? undefined : target(model, this.pick);
+    const seen: string[] = [];
+    let cursor: string | null = null;
+    do {
+      const args: Record<string, unknown> = { limit: this.limit, token: real.tokens[this.side][READ_ONLY]! };
+      if (keyId !== undefined) args.key_id = keyId;
+      if (cursor !== null) args.cursor = cursor;
+      const page = ok(await real.server.call("list_audit_events", args), "list_audit_events");
+      seen.push(...page.events.map((event: { action: string; key_id: string; actor: string }) => `${event.action} ${event.key_id} ${event.actor}`));
+      cursor = page.next_cursor;
+    } while (cursor !== null);
+    const owned = keyId === undefined ? undefined : model.keys.get(keyId);
+    // About another tenant's key this tenant sees only its own denied attempts, exactly as for a
+    // key nobody has: none of the owner's events.
+    if (owned && owned.side !== this.side) real.stats.crossTenantAttempts += 1;
+    const expected = model.events[this.side].filter((event) => keyId === undefined || event.split(" ")[1] === keyId);
+    expect(seen).toEqual(expected.reverse());
+  }
+  toString = () => `list_audit_events(${this.side}, ${this.pick === null ? "all" : `#${this.pick}`}, ${this.limit})`;
+}
+
 const side = fc.constantFrom<Side>(0, 1);
-const subject = fc.constantFrom(0, 1);
+const subject = fc.oneof({ arbitrary: fc.constantFrom(0, 1), weight: 5 }, { arbitrary: fc.constant(READ_ONLY), weight: 1 });
 const pick = fc.integer({ min: -1, max: 1000 });
 const name = fc.string({ unit: "grapheme", minLength: 1, maxLength: 20 }).filter((s) => s.trim().length > 0);
 const COMMANDS = [
@@ -159,22 +326,33 @@ const COMMANDS = [
   fc.tuple(side, subject, pick, name).map(([s, u, p, n]) => new Update(s, u, p, n)),
   fc.tuple(side, subject, pick).map(([s, u, p]) => new Revoke(s, u, p)),
   fc.tuple(side, fc.constantFrom(...STATUSES), fc.integer({ min: 1, max: 4 })).map(([s, st, l]) => new List(s, st, l)),
+  fc.tuple(side, subject, pick, fc.constantFrom(...GRACES)).map(([s, u, p, g]) => new Rotate(s, u, p, g)),
+  fc.tuple(side, pick).map(([s, p]) => new Verify(s, p)),
+  fc.tuple(side, fc.option(pick), fc.integer({ min: 1, max: 4 })).map(([s, p, l]) => new ListAudit(s, p, l)),
 ];
 
 describe("property: two tenants never see or change each other's keys (A5)", () => {
   const tokens = new Map<string, string>();
-  const stats = { runs: 0, commands: 0, crossTenantAttempts: 0 };
+  const stats = { runs: 0, commands: 0, crossTenantAttempts: 0, rotations: 0, validChecks: 0 };
 
   beforeAll(async () => {
     for (const tenant of TENANT_PAIRS.flat()) {
-      for (const sub of SUBJECTS) tokens.set(`${tenant}|${sub}`, await merchantToken(tenant, sub));
+      for (const [i, sub] of SUBJECTS.entries()) tokens.set(`${tenant}|${sub}`, await merchantToken(tenant, sub, i === READ_ONLY ? "api_keys:read" : READ_WRITE));
     }
   });
   afterAll(() => {
-    recordFigures("fuzz-tenancy", { runs: stats.runs, commands: stats.commands, cross_tenant_attempts: stats.crossTenantAttempts, leaks: 0, seed: FUZZ_SEED });
+    recordFigures("fuzz-tenancy", {
+      runs: stats.runs,
+      commands: stats.commands,
+      cross_tenant_attempts: stats.crossTenantAttempts,
+      rotations: stats.rotations,
+      valid_checks: stats.validChecks,
+      leaks: 0,
+      seed: FUZZ_SEED,
+    });
   });
 
-  it("holds for random sequences of create, get, update, revoke and list from both tenants", async () => {
+  it("holds for random sequences of create, get, update, revoke, rotate, verify and both listings from both tenants", async () => {
     await fc.assert(
       fc.asyncProperty(fc.constantFrom(...TENANT_PAIRS), fc.commands(COMMANDS, { maxCommands: MAX_COMMANDS, size: "max" }), async (pair, commands) => {
         const server = await startTestServer({
@@ -183,24 +361,53 @@ describe("property: two tenants never see or change each other's keys (A5)", () 
         const real: Real = {
           server,
           tokens: [SUBJECTS.map((sub) => tokens.get(`${pair[0]}|${sub}`)!), SUBJECTS.map((sub) => tokens.get(`${pair[1]}|${sub}`)!)],
-          stats: { commands: 0, crossTenantAttempts: 0 },
+          stats: { crossTenantAttempts: 0, rotations: 0, validChecks: 0 },
         };
         try {
-          const model: Model = { keys: new Map(), order: [] };
+          const model: Model = { keys: new Map(), order: [], events: [[], []] };
           await fc.asyncModelRun(() => ({ model, real }), commands);
-          // Behind the tools: every row and every audit event belongs to the tenant that made it.
-          const stored = server.db!.prepare("SELECT key_id, tenant_id, name, revoked_at IS NOT NULL AS revoked FROM api_keys ORDER BY seq").all();
+          // Behind the tools: every row and every audit event belongs to the tenant that made it,
+          // a rotation's two keys both to the rotating tenant. Reading keys first writes the
+          // counted uses, so usage_count is compared too.
+          ok(await server.call("list_api_keys", { limit: 1, token: real.tokens[0][0]! }), "list");
+          const stored = server.db!
+            .prepare("SELECT key_id, tenant_id, name, revoked_at IS NOT NULL AS revoked, rotated_from, rotated_to, usage_count FROM api_keys ORDER BY seq")
+            .all();
           expect(stored).toEqual(
             model.order.map((id) => {
               const key = model.keys.get(id)!;
-              return { key_id: id, tenant_id: pair[key.side], name: key.name, revoked: key.revoked ? 1 : 0 };
+              return {
+                key_id: id,
+                tenant_id: pair[key.side],
+                name: key.name,
+                revoked: key.revoked ? 1 : 0,
+                rotated_from: key.rotatedFrom,
+                rotated_to: key.rotatedTo,
+                usage_count: key.uses,
+              };
             }),
           );
-          const events = server.db!.prepare("SELECT key_id, tenant_id FROM audit_events WHERE action <> 'auth.denied'").all() as { key_id: string; tenant_id: string }[];
-          for (const event of events) expect(event.tenant_id).toBe(pair[model.keys.get(event.key_id)!.side]);
+          // Each tenant's trail, denials included, exactly as the model has it; every change on a
+          // key in the key's own tenant.
+          const events = server.db!.prepare("SELECT action, key_id, actor, tenant_id FROM audit_events ORDER BY seq").all() as {
+            action: string;
+            key_id: string | null;
+            actor: string;
+            tenant_id: string;
+          }[];
+          for (const tenant of [0, 1] as const) {
+            const trail = events.filter((event) => event.tenant_id === pair[tenant]).map((event) => `${event.action} ${event.key_id} ${event.actor}`);
+            expect(trail).toEqual(model.events[tenant]);
+          }
+          expect(events).toHaveLength(model.events[0].length + model.events[1].length);
+          for (const event of events.filter((event) => event.action !== "auth.denied")) {
+            expect(event.tenant_id).toBe(pair[model.keys.get(event.key_id!)!.side]);
+          }
           stats.runs += 1;
           stats.commands += [...commands].length;
           stats.crossTenantAttempts += real.stats.crossTenantAttempts;
+          stats.rotations += real.stats.rotations;
+          stats.validChecks += real.stats.validChecks;
         } finally {
           await server.close();
         }
@@ -208,5 +415,7 @@ describe("property: two tenants never see or change each other's keys (A5)", () 
       fuzzParameters(RUNS),
     );
     expect(stats.crossTenantAttempts).toBeGreaterThan(100);
+    expect(stats.rotations).toBeGreaterThan(50);
+    expect(stats.validChecks).toBeGreaterThan(50);
   }, fuzzTimeout(60_000));
 });

@@ -19,6 +19,7 @@ describe("hostile stdin: the built server survives what a broken or malicious ho
   let rpc: ReturnType<typeof session>;
   let db: Database.Database;
   let keyId: string;
+  let plaintext: string;
   const results: { label: string; text: string }[] = [];
   let hostileLines = 0;
 
@@ -36,7 +37,9 @@ describe("hostile stdin: the built server survives what a broken or malicious ho
     rpc = session(server);
     await rpc.initialize();
     const created = await rpc.call("create_api_key", { name: "target" });
-    keyId = (created.structuredContent as { key: { key_id: string } }).key.key_id;
+    const output = created.structuredContent as { key: { key_id: string }; api_key: string };
+    keyId = output.key.key_id;
+    plaintext = output.api_key;
     db = new Database(dbPath, { readonly: true });
   });
   afterAll(async () => {
@@ -159,8 +162,11 @@ describe("hostile stdin: the built server survives what a broken or malicious ho
       ["number as string", "20"],
     ];
     let tried = 0;
+    const fieldsTried = new Set<string>();
+    // A valid value for every field a tool requires, so each call is refused for the one wrong field.
+    const valid: Json = { key_id: keyId, name: "valid name", api_key: plaintext, grace_period: "1h" };
     for (const tool of tools) {
-      const valid: Json = { key_id: keyId, name: "valid name" };
+      for (const required of tool.inputSchema.required ?? []) expect(valid[required], `a valid ${tool.name}.${required}`).toBeDefined();
       for (const [field, schema] of Object.entries(tool.inputSchema.properties)) {
         for (const [label, value] of WRONG) {
           if (accepts(schema, value)) continue;
@@ -172,6 +178,7 @@ describe("hostile stdin: the built server survives what a broken or malicious ho
           expect(result.isError, `${tool.name}.${field} = ${label} is refused`).toBe(true);
           expect(snapshot(), `${tool.name}.${field} = ${label} changed nothing`).toBe(before);
           tried += 1;
+          fieldsTried.add(`${tool.name}.${field}`);
         }
       }
       // Missing required fields, and unknown ones.
@@ -182,8 +189,21 @@ describe("hostile stdin: the built server survives what a broken or malicious ho
         tried += 1;
       }
     }
-    expect(tried).toBeGreaterThan(200);
-    recordFigures("hostile-stdin.wrong-types", { calls: tried });
+    // Every field of every tool (token included) met at least one wrong type.
+    const fields = tools.flatMap((tool) => Object.keys(tool.inputSchema.properties).map((field) => `${tool.name}.${field}`));
+    expect(tools.map((tool) => tool.name).sort()).toEqual([
+      "create_api_key",
+      "delete_api_key",
+      "get_api_key",
+      "list_api_keys",
+      "list_audit_events",
+      "rotate_api_key",
+      "update_api_key",
+      "verify_api_key",
+    ]);
+    expect([...fieldsTried].sort()).toEqual(fields.sort());
+    expect(tried).toBeGreaterThan(300);
+    recordFigures("hostile-stdin.wrong-types", { calls: tried, fields: fields.length });
   });
 
   // Odd text may be refused or stored, but what a client is told was stored is what is stored:
@@ -221,12 +241,23 @@ describe("hostile stdin: the built server survives what a broken or malicious ho
         ["create_api_key", "expiration"],
         ["create_api_key", "environment"],
         ["list_api_keys", "token"],
+        ["list_api_keys", "expires_within"],
+        ["verify_api_key", "api_key"],
+        ["rotate_api_key", "grace_period"],
+        ["list_audit_events", "cursor"],
+        ["list_audit_events", "since"],
       ] as const) {
         const before = snapshot();
-        const args: Json = tool === "create_api_key" ? { name: "odd", [field]: text } : { [field]: text };
+        const args: Json =
+          tool === "create_api_key" ? { name: "odd", [field]: text } : tool === "rotate_api_key" ? { key_id: keyId, [field]: text } : { [field]: text };
         const result = await callTool(`${tool}.${field}: ${label}`, tool, args);
         tried += 1;
         if (result.isError) expect(snapshot(), `${tool}.${field}: ${label} changed nothing`).toBe(before);
+        // None of them is a key: answered as such, and a check that finds no key counts no use.
+        if (tool === "verify_api_key" && !result.isError) {
+          expect(result.structuredContent, `verify_api_key.api_key: ${label}`).toEqual({ valid: false, code: "MALFORMED" });
+          expect(snapshot()).toBe(before);
+        }
       }
     }
     recordFigures("hostile-stdin.odd-strings", { calls: tried, strings: Object.keys(ODD_STRINGS).length });

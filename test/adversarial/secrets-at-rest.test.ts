@@ -58,10 +58,12 @@ describe("secrets at rest and in logs", () => {
       const rpc = session(server);
       await rpc.initialize();
       const made: string[] = [];
+      const mine: string[] = [];
       for (const [type, environment] of [["secret", "test"], ["secret", "live"], ["publishable", "test"], ["publishable", "live"]]) {
         const created = await rpc.call("create_api_key", { name: `${type} ${environment}`, type, environment, expiration: "90d" });
         const output = created.structuredContent as { key: { key_id: string }; api_key: string };
         plaintexts.push(output.api_key);
+        mine.push(output.api_key);
         made.push(output.key.key_id);
       }
       const byArgument = await rpc.call("create_api_key", { name: "by argument", token: argToken });
@@ -82,6 +84,28 @@ describe("secrets at rest and in logs", () => {
         const result: RawToolResult = await rpc.call(tool, args as Record<string, unknown>);
         expect(result.content[0]!.text).not.toMatch(/^ERR_INTERNAL/);
       }
+      // Phase 2: a rotation hands over a second secret, which must appear only in its own result;
+      // verifications carry a secret in (the right one, a replaced one, a revoked one, a mistyped
+      // one, a token) and must never give it back or log it; the audit trail holds neither.
+      const rotated = await rpc.call("rotate_api_key", { key_id: made[0], grace_period: "1h", scopes: ["payments:read"] });
+      const replacement = (rotated.structuredContent as { api_key: string }).api_key;
+      plaintexts.push(replacement);
+      const mistyped = `${mine[2]!.slice(0, -1)}${mine[2]!.endsWith("0") ? "1" : "0"}`;
+      for (const [apiKey, code] of [
+        [mine[0]!, "VALID"],
+        [replacement, "VALID"],
+        [mine[1]!, "REVOKED"],
+        [mistyped, "MALFORMED"],
+        [argToken, "MALFORMED"],
+      ] as const) {
+        const result = await rpc.call("verify_api_key", { api_key: apiKey });
+        expect((result.structuredContent as { code: string }).code).toBe(code);
+      }
+      for (const args of [{}, { key_id: made[0], action: "api_key.rotated" }]) {
+        const result = await rpc.call("list_audit_events", args);
+        expect(result.isError).toBeUndefined();
+        expect((result.structuredContent as { events: unknown[] }).events.length).toBeGreaterThan(0);
+      }
       // ...and a secret pasted into free text, which would be stored and listed: refused.
       for (const [tool, args] of [
         ["create_api_key", { name: "replacement", description: `replaces ${plaintexts[0]}` }],
@@ -94,10 +118,11 @@ describe("secrets at rest and in logs", () => {
       }
       if (end === "SIGKILL") {
         // Log lines are written at the end of the server's event-loop turn, just after the
-        // response; wait (bounded) for this session's 16 to arrive, so the scan below covers them.
-        const logged = () => server.stderrLines.filter((line) => line.includes('"msg":"tool_call"')).length;
+        // response; wait (bounded) for this session's 24 to arrive, so the scan below covers them.
+        const live = server;
+        const logged = () => live.stderrLines.filter((line) => line.includes('"msg":"tool_call"')).length;
         const deadline = Date.now() + 5000;
-        while (logged() < 16 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 5));
+        while (logged() < 24 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 5));
         // Killed with the WAL and SHM still on disk, as after a crash.
         server.child.kill("SIGKILL");
         await within(server.exited, 10_000, "death by SIGKILL");
@@ -129,7 +154,7 @@ describe("secrets at rest and in logs", () => {
     expect(checkFiles()).toBe(1);
     expect((statSync(join(dir.path, "data")).mode & 0o777).toString(8)).toBe("700");
 
-    // stdout: each plaintext in exactly one line, the create result that hands it over.
+    // stdout: each plaintext in exactly one line, the create or rotate result that hands it over.
     for (const plaintext of plaintexts) {
       const lines = stdout.filter((line) => line.includes(plaintext.slice(8)));
       expect(lines).toHaveLength(1);
@@ -151,7 +176,7 @@ describe("secrets at rest and in logs", () => {
     }
     expect(`${logs}${answers}`.includes(TEST_SECRET)).toBe(false);
     // Every call that reached a tool was logged (the two refused by the schema never do): the scan covered real log lines.
-    expect(stderr.filter((line) => line.includes('"msg":"tool_call"')).length).toBe(32);
+    expect(stderr.filter((line) => line.includes('"msg":"tool_call"')).length).toBe(48);
 
     recordFigures("secrets-at-rest", { keys: plaintexts.length, tokens: 3, files_scanned: 4, stream_lines_scanned: stdout.length + stderr.length, leaks: 0 });
   }, 60_000);
