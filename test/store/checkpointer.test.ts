@@ -1,4 +1,4 @@
-import { copyFileSync, rmSync } from "node:fs";
+import { copyFileSync, readdirSync, readlinkSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import Database from "better-sqlite3";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
@@ -47,7 +47,7 @@ describe("WAL checkpoints on a timer", () => {
     db.pragma("wal_checkpoint(TRUNCATE)");
     const repository = new SqliteKeyRepository(db, testClock(), { checkpointEveryMs: 20 });
     try {
-      expect(db.pragma("wal_autocheckpoint", { simple: true })).toBe(10_000);
+      expect(db.pragma("wal_autocheckpoint", { simple: true })).toBe(50_000);
       expect(db.pragma("journal_size_limit", { simple: true })).toBe(64 * 1024 * 1024);
       expect(keysInMainFile(path)).toBe(0);
       for (let i = 0; i < 20; i++) await repository.createKey({ tenantId: "m", subject: "s" }, newKey(`k${i}`));
@@ -58,5 +58,35 @@ describe("WAL checkpoints on a timer", () => {
     } finally {
       await repository.close();
     }
+  });
+
+  it.runIf(process.platform === "linux")("flushes the WAL from a handle of its own while writes go on, and lets go of it on close", async () => {
+    const walHandles = () =>
+      readdirSync("/proc/self/fd").filter((fd) => {
+        try {
+          // Once SQLite deletes the WAL on close, a handle still open reads "…-wal (deleted)".
+          return readlinkSync(`/proc/self/fd/${fd}`).startsWith(`${path}-wal`);
+        } catch {
+          return false; // closed since it was listed
+        }
+      }).length;
+    const db = openDatabase(path);
+    const repository = new SqliteKeyRepository(db, testClock(), { checkpointEveryMs: 60_000 });
+    const sqliteHandles = walHandles();
+    try {
+      await repository.createKey({ tenantId: "m", subject: "s" }, newKey("first"));
+      // Bounded wait for the pre-flush (every 100 ms) to open the WAL beside SQLite.
+      const deadline = Date.now() + 5000;
+      while (walHandles() === sqliteHandles && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
+      expect(walHandles()).toBe(sqliteHandles + 1);
+      for (let i = 0; i < 50; i++) await repository.createKey({ tenantId: "m", subject: "s" }, newKey(`k${i}`));
+      expect(db.prepare("SELECT COUNT(*) FROM api_keys").pluck().get()).toBe(51);
+    } finally {
+      await repository.close();
+    }
+    // The handle is closed asynchronously once the round in progress ends.
+    const deadline = Date.now() + 5000;
+    while (walHandles() > 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
+    expect(walHandles()).toBe(0);
   });
 });
