@@ -1,7 +1,7 @@
 import type Database from "better-sqlite3";
 import type { Clock } from "../clock.js";
 import { toIso } from "../keys/expiration.js";
-import { createAuditWriter, type AuditEntry, type Changes } from "./audit.js";
+import { createAuditWriter, type AuditEntry, type AuditWriter, type Changes } from "./audit.js";
 import { decodeCursor, encodeCursor } from "./cursor.js";
 import type {
   Actor,
@@ -63,7 +63,7 @@ export interface SqliteRepositoryOptions {
 export class SqliteKeyRepository implements KeyRepository {
   readonly #db: Database.Database;
   readonly #clock: Clock;
-  readonly #audit: (entry: AuditEntry, occurredAt: number) => void;
+  readonly #auditWriter: AuditWriter;
   readonly #auditQuery: SqliteAuditQuery;
   readonly #usage: UsageRecorder;
   readonly #writes: WriteBatcher;
@@ -80,17 +80,17 @@ export class SqliteKeyRepository implements KeyRepository {
   constructor(db: Database.Database, clock: Clock, options: SqliteRepositoryOptions = {}) {
     this.#db = db;
     this.#clock = clock;
-    this.#audit = createAuditWriter(db);
+    this.#auditWriter = createAuditWriter(db);
     this.#auditQuery = new SqliteAuditQuery(db);
     this.#usage = new UsageRecorder(db, { intervalMs: options.usageFlushMs, onError: options.onUsageError });
     this.#closeDatabase = options.closeDatabase ?? true;
     this.#checkpoints = options.checkpointEveryMs ? scheduleCheckpoints(db, options.checkpointEveryMs) : undefined;
-    this.#writes = new WriteBatcher(db);
+    this.#writes = new WriteBatcher(db, this.#auditWriter.beginTransaction);
+    // Positional parameters on the hot insert: binding by name looks up every property.
     this.#insertKey = db.prepare(
       `INSERT INTO api_keys (key_id, tenant_id, name, description, type, environment, prefix, key_hash, hash_version,
          created_at, updated_at, expires_at, created_by, scopes, rotated_from)
-       VALUES (@keyId, @tenantId, @name, @description, @type, @environment, @prefix, @hash, @hashVersion,
-         @now, @now, @expiresAt, @createdBy, @scopes, @rotatedFrom)`,
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     );
     this.#selectKey = db.prepare<[string, string], KeyRow>(`SELECT ${KEY_COLUMNS} FROM api_keys WHERE key_id = ? AND tenant_id = ?`).raw();
     this.#selectByHash = db.prepare<[string], KeyRow>(`SELECT ${KEY_COLUMNS} FROM api_keys WHERE key_hash = ?`).raw();
@@ -167,7 +167,7 @@ export class SqliteKeyRepository implements KeyRepository {
         updatedAt: now,
       };
       this.#updateKey.run({ ...updated, scopes: JSON.stringify(updated.scopes) });
-      this.#audit({ action: "api_key.updated", outcome: "success", ...who(actor), keyId, changes }, now);
+      this.#auditWriter.append({ action: "api_key.updated", outcome: "success", ...who(actor), keyId, changes }, now);
       return { ok: true, key: updated, changed: true };
     });
   }
@@ -181,7 +181,7 @@ export class SqliteKeyRepository implements KeyRepository {
       const now = this.#clock();
       this.#revokeKey.run({ keyId, now });
       const changes: Changes = { revoked_at: { from: null, to: toIso(now) } };
-      this.#audit({ action: "api_key.revoked", outcome: "success", ...who(actor), keyId, changes }, now);
+      this.#auditWriter.append({ action: "api_key.revoked", outcome: "success", ...who(actor), keyId, changes }, now);
       return { ok: true, key: { ...current, revokedAt: now, updatedAt: now }, changed: true };
     });
   }
@@ -220,7 +220,7 @@ export class SqliteKeyRepository implements KeyRepository {
           to: { key_id: key.keyId, prefix: key.prefix, expires_at: toIso(key.expiresAt), scopes: key.scopes },
         },
       };
-      this.#audit({ action: "api_key.rotated", outcome: "success", ...who(actor), keyId, changes }, now);
+      this.#auditWriter.append({ action: "api_key.rotated", outcome: "success", ...who(actor), keyId, changes }, now);
       return { ok: true, key, previous: { ...old, expiresAt: retiresAt, rotatedTo: key.keyId, updatedAt: now } };
     });
   }
@@ -246,7 +246,7 @@ export class SqliteKeyRepository implements KeyRepository {
   async recordDenial(denial: Denial): Promise<void> {
     const entry: AuditEntry = { action: "auth.denied", outcome: "denied", ...denial };
     // Through the batch like any write: the chain needs the last hash read under the write lock.
-    await this.#writes.run(() => this.#audit(entry, this.#clock()));
+    await this.#writes.run(() => this.#auditWriter.append(entry, this.#clock()));
   }
 
   /** Writes counted uses, then closes the database (unless it was lent). */
@@ -265,7 +265,23 @@ export class SqliteKeyRepository implements KeyRepository {
 
   /** Inserts a key, audited as `action` unless the caller records the event itself. Inside a transaction. */
   #insert(actor: Actor, key: NewKey, rotatedFrom: string | null, now: number, action: "api_key.created" | null): KeyRecord {
-    this.#insertKey.run({ ...key, tenantId: actor.tenantId, createdBy: actor.subject, now, scopes: JSON.stringify(key.scopes), rotatedFrom });
+    this.#insertKey.run(
+      key.keyId,
+      actor.tenantId,
+      key.name,
+      key.description,
+      key.type,
+      key.environment,
+      key.prefix,
+      key.hash,
+      key.hashVersion,
+      now,
+      now,
+      key.expiresAt,
+      actor.subject,
+      JSON.stringify(key.scopes),
+      rotatedFrom,
+    );
     if (action) {
       const changes: Changes = {
         name: { from: null, to: key.name },
@@ -276,7 +292,7 @@ export class SqliteKeyRepository implements KeyRepository {
         expires_at: { from: null, to: toIso(key.expiresAt) },
         scopes: { from: null, to: key.scopes },
       };
-      this.#audit({ action, outcome: "success", ...who(actor), keyId: key.keyId, changes }, now);
+      this.#auditWriter.append({ action, outcome: "success", ...who(actor), keyId: key.keyId, changes }, now);
     }
     return {
       keyId: key.keyId,

@@ -22,9 +22,16 @@ export class WriteBatcher {
   readonly #together: Database.Transaction<(batch: Pending[]) => unknown[]>;
   readonly #alone: Database.Transaction<(work: () => unknown) => unknown>;
 
-  constructor(db: Database.Database) {
-    this.#together = db.transaction((batch: Pending[]) => batch.map((op) => op.work()));
-    this.#alone = db.transaction((work: () => unknown) => work());
+  /** `onBegin` runs first thing in every transaction the batcher opens. */
+  constructor(db: Database.Database, onBegin: () => void = () => {}) {
+    this.#together = db.transaction((batch: Pending[]) => {
+      onBegin();
+      return batch.map((op) => op.work());
+    });
+    this.#alone = db.transaction((work: () => unknown) => {
+      onBegin();
+      return work();
+    });
   }
 
   /** Runs `work` in the next batch; resolves with its result after it has committed. */

@@ -140,6 +140,46 @@ describe("audit hash chain (S4)", () => {
   });
 });
 
+describe("the chain under batched writes", () => {
+  it("stays whole when two connections interleave batches and a batch is rolled back and rerun", async () => {
+    const dir = tempDir();
+    try {
+      const path = join(dir.path, "batched.db");
+      // Two repositories on one file: two writers, as two server processes would be.
+      const first = new SqliteKeyRepository(openDatabase(path), testClock());
+      const second = new SqliteKeyRepository(openDatabase(path), testClock());
+      try {
+        for (let round = 0; round < 5; round++) {
+          const taken = newKey("taken");
+          await first.createKey(ALICE, taken);
+          // One batch per connection per turn, interleaved; in the first connection's batch a
+          // create reuses a key id, so that batch rolls back and each of its writes runs alone.
+          const outcomes = await Promise.allSettled([
+            ...Array.from({ length: 4 }, (_, i) => first.createKey(ALICE, newKey(`a${round}-${i}`))),
+            first.createKey(ALICE, { ...newKey("duplicate"), keyId: taken.keyId }),
+            ...Array.from({ length: 4 }, (_, i) => second.createKey(BOB, newKey(`b${round}-${i}`))),
+            first.recordDenial({ tool: "get_api_key", reason: "ERR_FORBIDDEN", tenantId: "merchant_a", actor: "rita", keyId: null }),
+          ]);
+          expect(outcomes.filter((outcome) => outcome.status === "rejected")).toHaveLength(1);
+        }
+      } finally {
+        await first.close();
+        await second.close();
+      }
+      const db = new Database(path, { readonly: true });
+      try {
+        // 5 rounds × (1 + 4 + 4 creates + 1 denial); the failed create left no row.
+        expect(db.prepare("SELECT COUNT(*) FROM audit_events").pluck().get()).toBe(50);
+        expect(verifyAuditChain(db)).toMatchObject({ ok: true, rows: 50 });
+      } finally {
+        db.close();
+      }
+    } finally {
+      dir.remove();
+    }
+  });
+});
+
 describe("migration 020 chains the rows written before it", () => {
   it("hashes existing audit rows in order, and the append-only triggers are back", () => {
     const db = new Database(":memory:");
