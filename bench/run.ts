@@ -22,7 +22,8 @@ const SERVER = fileURLToPath(new URL("../src/index.js", import.meta.url));
 const BASELINE = fileURLToPath(new URL("./baseline-server.js", import.meta.url));
 const VERIFY_WORKER = fileURLToPath(new URL("./verify-worker.js", import.meta.url));
 const LIST_KEYS = 100_000;
-const ROUNDS = 5;
+/** Alternating rounds per measure: many short rounds, so that drift in the machine hits both sides alike. */
+const ROUNDS = 15;
 
 interface Row {
   measure: string;
@@ -122,8 +123,8 @@ async function main(): Promise<void> {
     await latencies(ours.client, "get_api_key", { key_id: keyId }, 300);
     await latencies(base.client, "noop", { key_id: keyId }, 300);
     for (let round = 0; round < ROUNDS; round++) {
-      getOurs.push(...(await latencies(ours.client, "get_api_key", { key_id: keyId }, 400)));
-      getBase.push(...(await latencies(base.client, "noop", { key_id: keyId }, 400)));
+      getOurs.push(...(await latencies(ours.client, "get_api_key", { key_id: keyId }, 200)));
+      getBase.push(...(await latencies(base.client, "noop", { key_id: keyId }, 200)));
     }
     addRow("get_api_key round trip over stdio, p50", percentile(getOurs, 50), percentile(getBase, 50), "µs", 1.3, "≤");
     addRow("get_api_key round trip over stdio, p99", percentile(getOurs, 99), percentile(getBase, 99), "µs", undefined, "≤");
