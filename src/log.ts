@@ -76,15 +76,24 @@ function errorsAsObjects(_key: string, value: unknown): unknown {
   return { name, message, ...(code === undefined ? {} : { code }), stack, ...(cause === undefined ? {} : { cause }) };
 }
 
+/** How long a log line may wait in memory before it is written. */
+export const LOG_FLUSH_MS = 50;
+/** Queued lines at which the buffer writes at the end of the turn instead of waiting. */
+const LOG_FLUSH_LINES = 512;
+
 /**
- * Collects log lines for one write per event-loop turn: a stderr write is a syscall and a large
- * part of the cost of a line, so under load one write carries many calls' lines, while a line
- * still reaches stderr within the turn that produced it (a longer delay would save a little
- * more, and lose more lines to a SIGKILL). `defer` also postpones building the line to that
- * moment, after the call's response has been written. `flush()` does it all at once; the server
- * calls it before it exits, however it exits.
+ * Collects log lines and writes them together, at most `delayMs` after the first of them, or at
+ * the end of the turn once `maxLines` are waiting. Building and writing a line per call, even
+ * after the response, cost a sequential `get_api_key` about 30 µs of CPU and 12 µs of its round
+ * trip (measured); in bulk, later, each line costs a fraction of that. `defer` postpones building
+ * a line to that moment too. The price: a SIGKILL loses the last `delayMs` of lines (the audit
+ * log, in the database, loses nothing). `flush()` writes everything now; the server calls it
+ * before it exits, however it exits.
  */
-export function createLineBuffer(write: (chunk: string) => void): {
+export function createLineBuffer(
+  write: (chunk: string) => void,
+  { delayMs = LOG_FLUSH_MS, maxLines = LOG_FLUSH_LINES }: { delayMs?: number; maxLines?: number } = {},
+): {
   write: (line: string) => void;
   defer: (task: () => void) => void;
   flush: () => void;
@@ -93,7 +102,8 @@ export function createLineBuffer(write: (chunk: string) => void): {
   // a deferred task writes its line straight into the chunk being flushed.
   let queue: (string | (() => void))[] = [];
   let chunk: string[] = [];
-  let scheduled = false;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  let soon = false;
   let flushing = false;
   const take = (item: string | (() => void)) => {
     if (typeof item === "string") chunk.push(item);
@@ -102,13 +112,19 @@ export function createLineBuffer(write: (chunk: string) => void): {
   const enqueue = (item: string | (() => void)) => {
     if (flushing) return take(item);
     queue.push(item);
-    if (!scheduled) {
-      scheduled = true;
+    if (queue.length >= maxLines && !soon) {
+      soon = true;
       setImmediate(flush);
+    } else if (timer === undefined) {
+      // Unreferenced: waiting lines never keep the process alive; exit paths call flush().
+      timer = setTimeout(flush, delayMs);
+      timer.unref();
     }
   };
   const flush = () => {
-    scheduled = false;
+    clearTimeout(timer);
+    timer = undefined;
+    soon = false;
     const due = queue;
     queue = [];
     flushing = true;

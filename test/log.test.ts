@@ -1,4 +1,4 @@
-import { describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it, vi } from "vitest";
 import { createLineBuffer, createLogger, redact } from "../src/log.js";
 
 const turn = () => new Promise((resolve) => setImmediate(resolve));
@@ -21,24 +21,50 @@ describe("logging (L1)", () => {
     expect(JSON.parse(lines[1]!).error).toMatchObject({ name: "Error", message: "boom", code: "SQLITE_BUSY" });
   });
 
-  it("buffers lines until the end of the turn, in order, deferred ones included, and flushes on demand", async () => {
-    const chunks: string[] = [];
-    const buffer = createLineBuffer((chunk) => chunks.push(chunk));
-    const logger = createLogger({ level: "info", write: buffer.write, defer: buffer.defer, clock: () => 0 });
-    logger.info("first");
-    buffer.write("plain");
-    logger.info("third");
-    expect(chunks).toEqual([]);
-    await turn();
-    expect(chunks).toHaveLength(1);
-    expect(chunks[0]!.trimEnd().split("\n").map((line) => (line.startsWith("{") ? JSON.parse(line).msg : line))).toEqual(["first", "plain", "third"]);
+  describe("the line buffer", () => {
+    afterEach(() => {
+      vi.useRealTimers();
+    });
 
-    logger.info("at exit");
-    buffer.flush();
-    expect(chunks).toHaveLength(2);
-    expect(JSON.parse(chunks[1]!).msg).toBe("at exit");
-    await turn();
-    expect(chunks).toHaveLength(2);
+    it("holds lines for the delay, then writes them in one chunk, in order, deferred ones included", () => {
+      vi.useFakeTimers();
+      const chunks: string[] = [];
+      const buffer = createLineBuffer((chunk) => chunks.push(chunk), { delayMs: 50 });
+      const logger = createLogger({ level: "info", write: buffer.write, defer: buffer.defer, clock: () => 0 });
+      logger.info("first");
+      buffer.write("plain");
+      logger.info("third");
+      vi.advanceTimersByTime(49);
+      expect(chunks).toEqual([]);
+      vi.advanceTimersByTime(1);
+      expect(chunks).toHaveLength(1);
+      expect(chunks[0]!.trimEnd().split("\n").map((line) => (line.startsWith("{") ? JSON.parse(line).msg : line))).toEqual(["first", "plain", "third"]);
+      // The next line starts a new delay.
+      logger.info("later");
+      vi.advanceTimersByTime(49);
+      expect(chunks).toHaveLength(1);
+      vi.advanceTimersByTime(1);
+      expect(chunks).toHaveLength(2);
+    });
+
+    it("writes at the end of the turn once enough lines wait, and everything on flush()", async () => {
+      const chunks: string[] = [];
+      const buffer = createLineBuffer((chunk) => chunks.push(chunk), { delayMs: 60_000, maxLines: 3 });
+      buffer.write("one");
+      buffer.write("two");
+      await turn();
+      expect(chunks).toEqual([]);
+      buffer.write("three");
+      expect(chunks).toEqual([]);
+      await turn();
+      expect(chunks).toEqual(["one\ntwo\nthree\n"]);
+
+      buffer.write("at exit");
+      buffer.flush();
+      expect(chunks).toEqual(["one\ntwo\nthree\n", "at exit\n"]);
+      buffer.flush();
+      expect(chunks).toHaveLength(2);
+    });
   });
 
   it("stamps a deferred line with the time it was logged, not the time it was written", async () => {
@@ -49,6 +75,7 @@ describe("logging (L1)", () => {
     logger.info("early");
     now = 5000;
     await turn();
+    buffer.flush();
     expect(JSON.parse(lines[0]!).time).toBe("1970-01-01T00:00:01.000Z");
   });
 });

@@ -192,6 +192,7 @@ describe("stdio server, black box (L1, C1, E3)", () => {
       jsonrpc: "2.0",
       error: { code: -32600, message: "Message discarded: larger than 1048576 bytes." },
     });
+    await server.waitForStderr((lines) => lines.some((line) => line.includes('"msg":"message_too_large"')));
     expect(parseLines(server.stderrLines)).toContainEqual(expect.objectContaining({ level: "warn", msg: "message_too_large", bytes: 12 * 1024 * 1024 + 107 }));
 
     server.child.stdin.end();

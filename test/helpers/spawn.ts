@@ -58,6 +58,8 @@ export interface RawServer {
   response(id: number | string, timeoutMs?: number): Promise<Record<string, unknown>>;
   /** Resolves once `predicate` holds for the complete stdout lines so far; re-checked as lines arrive. */
   waitForStdout(predicate: (lines: string[]) => boolean, timeoutMs?: number): Promise<void>;
+  /** The same for stderr, where log lines arrive up to 50 ms after what they record. */
+  waitForStderr(predicate: (lines: string[]) => boolean, timeoutMs?: number): Promise<void>;
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 }
 
@@ -66,39 +68,39 @@ export function spawnRaw(env: Record<string, string>, cwd?: string): RawServer {
   const child = spawn(process.execPath, [SERVER_ENTRY], { env: { PATH: process.env.PATH ?? "", ...env }, cwd });
   const stdoutLines: string[] = [];
   const stderrLines: string[] = [];
-  let stdoutWatchers: (() => void)[] = [];
+  const watchers = { stdout: [] as (() => void)[], stderr: [] as (() => void)[] };
   // Only complete lines count: a line cut short by a crash was never received by a client either.
-  const split = (target: string[], onLines?: () => void) => {
+  const split = (target: string[], stream: keyof typeof watchers) => {
     let partial = "";
     return (chunk: Buffer) => {
       const lines = (partial + chunk.toString("utf8")).split("\n");
       partial = lines.pop() ?? "";
       target.push(...lines);
-      if (lines.length > 0) onLines?.();
+      if (lines.length > 0) for (const watcher of watchers[stream]) watcher();
     };
   };
-  child.stdout.on(
-    "data",
-    split(stdoutLines, () => {
-      for (const watcher of stdoutWatchers) watcher();
-    }),
-  );
-  child.stderr.on("data", split(stderrLines));
-  const waitForStdout = (predicate: (lines: string[]) => boolean, timeoutMs = 10_000) =>
+  child.stdout.on("data", split(stdoutLines, "stdout"));
+  child.stderr.on("data", split(stderrLines, "stderr"));
+  const waitFor = (stream: keyof typeof watchers, lines: string[], predicate: (lines: string[]) => boolean, timeoutMs = 10_000) =>
     new Promise<void>((resolve, reject) => {
-      const check = () => {
-        if (!predicate(stdoutLines)) return;
+      const stop = () => {
         clearTimeout(timer);
-        stdoutWatchers = stdoutWatchers.filter((watcher) => watcher !== check);
+        watchers[stream] = watchers[stream].filter((watcher) => watcher !== check);
+      };
+      const check = () => {
+        if (!predicate(lines)) return;
+        stop();
         resolve();
       };
       const timer = setTimeout(() => {
-        stdoutWatchers = stdoutWatchers.filter((watcher) => watcher !== check);
-        reject(new Error(`stdout did not reach the expected state within ${timeoutMs} ms`));
+        stop();
+        reject(new Error(`${stream} did not reach the expected state within ${timeoutMs} ms`));
       }, timeoutMs);
-      stdoutWatchers.push(check);
+      watchers[stream].push(check);
       check();
     });
+  const waitForStdout = (predicate: (lines: string[]) => boolean, timeoutMs?: number) => waitFor("stdout", stdoutLines, predicate, timeoutMs);
+  const waitForStderr = (predicate: (lines: string[]) => boolean, timeoutMs?: number) => waitFor("stderr", stderrLines, predicate, timeoutMs);
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
     child.on("exit", (code, signal) => resolve({ code, signal })),
   );
@@ -109,6 +111,7 @@ export function spawnRaw(env: Record<string, string>, cwd?: string): RawServer {
     exited,
     send: (line) => child.stdin.write(`${line}\n`),
     waitForStdout,
+    waitForStderr,
     async response(id, timeoutMs = 10_000) {
       let found: Record<string, unknown> | undefined;
       let scanned = 0;
