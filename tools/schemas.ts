@@ -10,10 +10,14 @@ import { KEY_STATUSES, type KeyView } from "../src/keys/view.js";
 // would store them as invalid UTF-8, and the name read back would differ from the one the
 // create result acknowledged. A character is a code unit outside the forbidden and surrogate
 // ranges, or a surrogate pair. Written as ranges, not \p{Cc}, so every JSON Schema engine reads
-// them, with or without the `u` flag.
+// them, with or without the `u` flag. Bidirectional embeddings, overrides and isolates
+// (U+202A–U+202E, U+2066–U+2069) are refused in both: they make a label read differently from
+// what it is ("invoice\u202Egpj.exe" shows as "invoiceexe.jpg"), to a person reading a listing
+// and to a model quoting it back; plain right-to-left text needs none of them.
+const BIDI_CONTROLS = "\\u202A-\\u202E\\u2066-\\u2069";
 const textPattern = (forbidden: string) => new RegExp(`^(?:[^${forbidden}\\uD800-\\uDFFF]|[\\uD800-\\uDBFF][\\uDC00-\\uDFFF])*$`);
-const NAME_TEXT = textPattern("\\x00-\\x1F\\x7F-\\x9F");
-const DESCRIPTION_TEXT = textPattern("\\x00-\\x08\\x0B-\\x1F\\x7F-\\x9F");
+const NAME_TEXT = textPattern(`\\x00-\\x1F\\x7F-\\x9F${BIDI_CONTROLS}`);
+const DESCRIPTION_TEXT = textPattern(`\\x00-\\x08\\x0B-\\x1F\\x7F-\\x9F${BIDI_CONTROLS}`);
 
 /** Input fields shared by several tools. */
 export const keyIdField = z
@@ -26,13 +30,13 @@ export const nameField = z
   .trim()
   .min(1)
   .max(64)
-  .regex(NAME_TEXT, "no control characters or unpaired surrogates")
+  .regex(NAME_TEXT, "no control characters, bidirectional overrides or unpaired surrogates")
   .describe("A human-readable label, 1 to 64 characters, e.g. \"checkout-service production\".");
 
 export const descriptionField = z
   .string()
   .max(256)
-  .regex(DESCRIPTION_TEXT, "no control characters other than newline and tab, no unpaired surrogates")
+  .regex(DESCRIPTION_TEXT, "no control characters other than newline and tab, no bidirectional overrides, no unpaired surrogates")
   .describe("Optional note about what the key is for, up to 256 characters.");
 
 export const expirationField = z

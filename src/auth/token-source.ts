@@ -1,10 +1,36 @@
+import { open } from "node:fs/promises";
 import { AppError } from "../errors.js";
+
+/**
+ * The most of API_KEYS_MCP_TOKEN_FILE that is read: eight times the largest token accepted
+ * (8 KiB), room for any whitespace around it. A file named by mistake — a log, a disk image, a
+ * device that never ends — is never read whole on every call.
+ */
+export const TOKEN_FILE_MAX_BYTES = 64 * 1024;
+
+/** Reads at most `maxBytes` of the file at `path`, as UTF-8. */
+export async function readFileHead(path: string, maxBytes: number): Promise<string> {
+  const file = await open(path, "r");
+  try {
+    const buffer = Buffer.alloc(maxBytes);
+    let length = 0;
+    while (length < maxBytes) {
+      const { bytesRead } = await file.read(buffer, length, maxBytes - length, null);
+      if (bytesRead === 0) break;
+      length += bytesRead;
+    }
+    return buffer.toString("utf8", 0, length);
+  } finally {
+    await file.close();
+  }
+}
 
 export interface TokenSources {
   /** API_KEYS_MCP_TOKEN. */
   value?: string;
   /** API_KEYS_MCP_TOKEN_FILE, read on every call so a refreshed token needs no restart. */
   file?: string;
+  /** Reads the token file; the server's reads at most TOKEN_FILE_MAX_BYTES + 1 bytes (readFileHead). */
   readFile: (path: string) => Promise<string>;
 }
 
@@ -34,6 +60,12 @@ export function createTokenResolver(sources: TokenSources): (argument: string | 
           "ERR_AUTH_MISSING",
           "The token file named by API_KEYS_MCP_TOKEN_FILE cannot be read. Ask the user to refresh it, or pass the token in the `token` argument.",
           { cause: error },
+        );
+      }
+      if (Buffer.byteLength(contents) > TOKEN_FILE_MAX_BYTES) {
+        throw new AppError(
+          "ERR_AUTH_MISSING",
+          "The file named by API_KEYS_MCP_TOKEN_FILE is larger than 64 KiB, so it does not hold a token. Ask the user to check which file the setting names, or pass the token in the `token` argument.",
         );
       }
       const fromFile = clean(contents);

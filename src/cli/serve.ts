@@ -25,7 +25,7 @@ export async function serve(io: Io): Promise<void> {
   io.onExit(stderr.flush);
   for (const problem of problems) logger.error("config_problem", { ...problem });
 
-  const services = createServices({ config, problems, logger, clock: systemClock, readTokenFile: io.readFile });
+  const services = createServices({ config, problems, logger, clock: systemClock, readTokenFile: io.readTokenFile });
   const { server, close } = createServer({ services, logger, version: io.version });
   // A line that is not JSON-RPC is reported and skipped; the server keeps answering.
   server.server.onerror = (error) => logger.warn("protocol_error", { message: error.message });

@@ -1,13 +1,15 @@
 import { generateKeyPairSync, type KeyObject } from "node:crypto";
 import { once } from "node:events";
-import { writeFileSync } from "node:fs";
+import { readFileSync, truncateSync, writeFileSync } from "node:fs";
 import { createServer as createHttpServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { join } from "node:path";
 import { exportJWK, exportSPKI, generateKeyPair, SignJWT, type CryptoKey, type JWTPayload } from "jose";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { startTestServer, testClock, type CallOutcome, type TestServer } from "../helpers/server.js";
-import { tempDir } from "../helpers/spawn.js";
+import { session } from "../helpers/rpc.js";
+import { spawnRaw, tempDir } from "../helpers/spawn.js";
+import { readFileHead, TOKEN_FILE_MAX_BYTES } from "../../src/auth/token-source.js";
 import {
   hyperswitchSinglePurposeToken,
   hyperswitchToken,
@@ -488,6 +490,41 @@ describe("where the token comes from (A1)", () => {
     expect(text).not.toContain(dir.path);
     expect(text).not.toContain("missing-token-file");
   });
+
+  it("refuses a token file larger than 64 KiB, whatever it starts with, without naming it", async () => {
+    const file = join(dir.path, "not-a-token.log");
+    writeFileSync(file, `${await merchantToken("merchant_file", "user_file")}\n${" ".repeat(TOKEN_FILE_MAX_BYTES)}`);
+    server = await startTestServer({ env: { API_KEYS_MCP_TOKEN_FILE: file } });
+    const text = expectRefusal(await server.call("list_api_keys"), "ERR_AUTH_MISSING", undefined, /larger than 64 KiB/);
+    expect(text).not.toContain("not-a-token");
+  });
+
+  it("reads no more than 64 KiB and a byte of the token file", async () => {
+    const file = join(dir.path, "big");
+    writeFileSync(file, "x".repeat(1024 * 1024));
+    expect((await readFileHead(file, TOKEN_FILE_MAX_BYTES + 1)).length).toBe(TOKEN_FILE_MAX_BYTES + 1);
+    writeFileSync(file, "short\n");
+    expect(await readFileHead(file, TOKEN_FILE_MAX_BYTES + 1)).toBe("short\n");
+  });
+
+  // Read whole on every call, a large file named by mistake costs its size in memory each time.
+  it.runIf(process.platform === "linux")("keeps a spawned server's memory flat when the token file is 512 MB", async () => {
+    const file = join(dir.path, "disk.img");
+    writeFileSync(file, "");
+    truncateSync(file, 512 * 1024 * 1024); // sparse: no disk space used
+    const server = spawnRaw({ API_KEYS_MCP_JWT_SECRET: TEST_SECRET, API_KEYS_MCP_TOKEN_FILE: file, API_KEYS_MCP_DB: join(dir.path, "big.db") });
+    try {
+      const rpc = session(server);
+      await rpc.initialize();
+      const result = await rpc.call("list_api_keys", {});
+      expect(result.content[0]!.text).toMatch(/^ERR_AUTH_MISSING: .*larger than 64 KiB/);
+      const peakKb = Number(/VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${server.child.pid}/status`, "utf8"))![1]);
+      expect(peakKb).toBeLessThan(256 * 1024);
+    } finally {
+      server.child.stdin.end();
+      await server.exited;
+    }
+  }, 20_000);
 
   it("answers ERR_AUTH_MISSING when the token file is empty", async () => {
     const file = join(dir.path, "token");

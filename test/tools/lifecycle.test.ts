@@ -111,6 +111,9 @@ describe("key lifecycle through the MCP tools (T1–T5)", () => {
       ["a name with an unpaired low surrogate", { name: "\uDC00" }, "MCP error -32602"],
       ["a name with surrogates in the wrong order", { name: "\uDC00\uD800" }, "MCP error -32602"],
       ["a description with an unpaired surrogate", { description: "note \uDBFF" }, "MCP error -32602"],
+      ["a name with a right-to-left override", { name: "invoice\u202Egpj.exe" }, "MCP error -32602"],
+      ["a name with a bidirectional isolate", { name: "\u2067key\u2069" }, "MCP error -32602"],
+      ["a description with a left-to-right embedding", { description: "note \u202Ahidden\u202C" }, "MCP error -32602"],
       ["a 257-character description", { description: "d".repeat(257) }, "MCP error -32602"],
       ["an unknown type", { type: "restricted" }, "MCP error -32602"],
       ["an unknown environment", { environment: "prod" }, "MCP error -32602"],
@@ -134,6 +137,13 @@ describe("key lifecycle through the MCP tools (T1–T5)", () => {
       expect(result.ok && result.data.key.name).toBe(name);
       const read = await server.call("get_api_key", { key_id: result.ok ? result.data.key.key_id : "" });
       expect(read.ok && [read.data.key.name, read.data.key.description]).toEqual([name, "emoji 🔑 and 𝟘"]);
+    });
+
+    // Right-to-left text needs no override: the bidirectional algorithm and the marks (LRM, RLM) do.
+    it("stores right-to-left text and bidirectional marks as acknowledged", async () => {
+      const name = "מפתח תשלומים \u200Fprod\u200E";
+      const result = await create({ name, description: "مفتاح الدفع للإنتاج" });
+      expect(result.ok && [result.data.key.name, result.data.key.description]).toEqual([name, "مفتاح الدفع للإنتاج"]);
     });
 
     // A secret in a name or description would be stored in plain text (key row and audit log)
