@@ -1,4 +1,4 @@
-import { close, fdatasync, fstat, open } from "node:fs";
+import { closeSync, fdatasync, fstat, open } from "node:fs";
 import type Database from "better-sqlite3";
 
 /**
@@ -64,8 +64,16 @@ function preFlushWal(walPath: string, everyMs: number): { stop: () => void } {
   let running = false;
   let stopped = false;
   let lastModified = -1;
+  // Synchronous, and never while a request on the handle is in flight: stop() runs just before
+  // the database closes, and SQLite then deletes the WAL, which Windows completes only once
+  // every handle on it is closed.
   const release = () => {
-    if (fd !== undefined) close(fd, () => {});
+    if (fd === undefined) return;
+    try {
+      closeSync(fd);
+    } catch {
+      // Already closed: nothing to release.
+    }
     fd = undefined;
   };
   const done = () => {
