@@ -4,20 +4,10 @@ import { LATEST_PROTOCOL_VERSION } from "@modelcontextprotocol/sdk/types.js";
 import Database from "better-sqlite3";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { hashApiKey } from "../src/keys/secret.js";
-import { parseLines, session, type Json } from "./helpers/rpc.js";
+import { parseLines, session, TOOL_NAMES, type Json } from "./helpers/rpc.js";
 import { spawnClient, spawnRaw, tempDir, within, type RawServer, type SpawnedClient } from "./helpers/spawn.js";
 import { merchantToken, TEST_SECRET } from "./helpers/tokens.js";
 
-const TOOLS = [
-  "create_api_key",
-  "delete_api_key",
-  "get_api_key",
-  "list_api_keys",
-  "list_audit_events",
-  "rotate_api_key",
-  "update_api_key",
-  "verify_api_key",
-];
 const UNKNOWN_KEY_ID = "key_AAAAAAAAAAAAAAAAAAAA";
 
 describe("stdio server, black box (L1, C1, E3)", () => {
@@ -162,7 +152,7 @@ describe("stdio server, black box (L1, C1, E3)", () => {
     server.send("x".repeat(100 * 1024));
     server.send('{"jsonrpc":"2.0","method":');
     const list = await rpc.request("tools/list");
-    expect((list.result as { tools: { name: string }[] }).tools.map((t) => t.name).sort()).toEqual(TOOLS);
+    expect((list.result as { tools: { name: string }[] }).tools.map((t) => t.name).sort()).toEqual(TOOL_NAMES);
     const created = await rpc.call("create_api_key", { name: "after junk" });
     expect(created.isError).toBeUndefined();
     expect(server.child.exitCode).toBeNull();
@@ -264,7 +254,7 @@ describe("stdio server, black box (L1, C1, E3)", () => {
     const client = await spawnClient({ API_KEYS_MCP_DB: dbPath, API_KEYS_MCP_TOKEN: await merchantToken("merchant_noconfig") });
     clients.push(client);
     const { tools } = await client.client.listTools();
-    expect(tools.map((tool) => tool.name).sort()).toEqual(TOOLS);
+    expect(tools.map((tool) => tool.name).sort()).toEqual(TOOL_NAMES);
 
     const calls: [string, Json][] = [
       ["create_api_key", { name: "x" }],
@@ -276,7 +266,7 @@ describe("stdio server, black box (L1, C1, E3)", () => {
       ["rotate_api_key", { key_id: UNKNOWN_KEY_ID, grace_period: "1h" }],
       ["list_audit_events", {}],
     ];
-    expect(calls.map(([tool]) => tool).sort()).toEqual(TOOLS);
+    expect(calls.map(([tool]) => tool).sort()).toEqual(TOOL_NAMES);
     for (const [tool, args] of calls) {
       const outcome = await client.call(tool, args);
       expect(outcome.ok, tool).toBe(false);

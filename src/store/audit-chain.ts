@@ -47,7 +47,8 @@ export type ChainVerification =
 const ROWS = `SELECT seq, event_id, occurred_at, action, outcome, tenant_id, actor, key_id, tool, reason, changes, prev_hash, hash
   FROM audit_events ORDER BY seq`;
 
-type StoredRow = ChainedRow & { seq: number; prev_hash: string; hash: string };
+/** An audit row as stored: the chained columns, its position and its two hashes. */
+export type StoredRow = ChainedRow & { seq: number; prev_hash: string; hash: string };
 
 /** Walks the whole chain in order; stops at the first row that does not verify. */
 export function verifyAuditChain(db: Database.Database): ChainVerification {

@@ -3,7 +3,7 @@ import Database from "better-sqlite3";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { changeEvents, rows } from "../helpers/db.js";
 import { recordFigures } from "../helpers/figures.js";
-import { parseLines, requestLine, session, type Json, type RawToolResult } from "../helpers/rpc.js";
+import { parseLines, requestLine, session, TOOL_NAMES, type Json, type RawToolResult } from "../helpers/rpc.js";
 import { spawnRaw, tempDir, type RawServer } from "../helpers/spawn.js";
 import { merchantToken, TEST_SECRET } from "../helpers/tokens.js";
 import { ODD_STRINGS } from "./odd-strings.js";
@@ -191,16 +191,7 @@ describe("hostile stdin: the built server survives what a broken or malicious ho
     }
     // Every field of every tool (token included) met at least one wrong type.
     const fields = tools.flatMap((tool) => Object.keys(tool.inputSchema.properties).map((field) => `${tool.name}.${field}`));
-    expect(tools.map((tool) => tool.name).sort()).toEqual([
-      "create_api_key",
-      "delete_api_key",
-      "get_api_key",
-      "list_api_keys",
-      "list_audit_events",
-      "rotate_api_key",
-      "update_api_key",
-      "verify_api_key",
-    ]);
+    expect(tools.map((tool) => tool.name).sort()).toEqual(TOOL_NAMES);
     expect([...fieldsTried].sort()).toEqual(fields.sort());
     expect(tried).toBeGreaterThan(300);
     recordFigures("hostile-stdin.wrong-types", { calls: tried, fields: fields.length });

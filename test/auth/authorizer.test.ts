@@ -1,31 +1,13 @@
 import { afterEach, describe, expect, it } from "vitest";
+import { GENESIS_HASH, type StoredRow } from "../../src/store/audit-chain.js";
 import { startTestServer, testClock, type CallOutcome, type TestServer } from "../helpers/server.js";
 import { hyperswitchSinglePurposeToken, merchantToken, signToken } from "../helpers/tokens.js";
 
 const OTHER_SECRET = "not-the-server-secret-but-32-bytes-or-more";
 const MISSING_KEY_ID = "key_AAAAAAAAAAAAAAAAAAAA";
 
-interface AuditRow {
-  seq: number;
-  event_id: string;
-  occurred_at: number;
-  action: string;
-  outcome: string;
-  tenant_id: string | null;
-  actor: string | null;
-  key_id: string | null;
-  tool: string | null;
-  reason: string | null;
-  changes: string | null;
-  prev_hash: string;
-  hash: string;
-}
-
-/** The `prev_hash` of the first audit row (S4). */
-const GENESIS_HASH = "0".repeat(64);
-
-function auditRows(server: TestServer): AuditRow[] {
-  return server.db!.prepare("SELECT * FROM audit_events ORDER BY seq").all() as AuditRow[];
+function auditRows(server: TestServer): StoredRow[] {
+  return server.db!.prepare("SELECT * FROM audit_events ORDER BY seq").all() as StoredRow[];
 }
 
 function keyTable(server: TestServer): unknown[] {

@@ -3,6 +3,18 @@ import type { RawServer } from "./spawn.js";
 
 export type Json = Record<string, unknown>;
 
+/** Every tool the server registers, sorted: what tools/list must answer, written out independently of tools/. */
+export const TOOL_NAMES = [
+  "create_api_key",
+  "delete_api_key",
+  "get_api_key",
+  "list_api_keys",
+  "list_audit_events",
+  "rotate_api_key",
+  "update_api_key",
+  "verify_api_key",
+];
+
 /** A tools/call result as it travels over the wire. */
 export interface RawToolResult {
   isError?: boolean;

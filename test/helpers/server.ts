@@ -56,6 +56,8 @@ export interface TestServerOptions {
   jwks?: Partial<JwksTimings>;
   /** Passed to createServices: how often counted key uses are written. */
   usageFlushMs?: number;
+  /** Opens the database (default openDatabase), e.g. with a broken native binding. */
+  openDb?: (path: string) => Database.Database;
 }
 
 /**
@@ -75,7 +77,7 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
     logger,
     clock,
     readTokenFile: (path) => readFile(path, "utf8"),
-    openDb: (path) => (db = openDatabase(path)),
+    openDb: (path) => (db = (options.openDb ?? openDatabase)(path)),
     jwks: { ...DEFAULT_JWKS_TIMINGS, ...options.jwks },
     usageFlushMs: options.usageFlushMs,
   });

@@ -1,16 +1,8 @@
-import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
-import { readFile } from "node:fs/promises";
+import { existsSync, mkdirSync, readdirSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { Client } from "@modelcontextprotocol/sdk/client/index.js";
-import { InMemoryTransport } from "@modelcontextprotocol/sdk/inMemory.js";
-import type Database from "better-sqlite3";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { loadConfig } from "../../src/config.js";
-import { createLogger } from "../../src/log.js";
-import { createServer } from "../../src/server.js";
-import { createServices } from "../../src/services.js";
 import { NativeModuleError, openDatabase } from "../../src/store/database.js";
-import { callTool, testClock, type CallOutcome } from "../helpers/server.js";
+import { startTestServer, type CallOutcome } from "../helpers/server.js";
 import { spawnClient, tempDir, type SpawnedClient } from "../helpers/spawn.js";
 import { merchantToken, TEST_SECRET } from "../helpers/tokens.js";
 
@@ -143,33 +135,23 @@ describe("native module that does not load (MCP-NOTES)", () => {
   it("answers calls with ERR_CONFIG naming the rebuild, with no path, and logs the fix", async () => {
     const binding = junkAddon(fourKilobytesOfJunk());
     const dbPath = join(dir.path, "keys.db");
-    const env = { API_KEYS_MCP_JWT_SECRET: TEST_SECRET, API_KEYS_MCP_DB: dbPath, API_KEYS_MCP_TOKEN: await merchantToken("merchant_native") };
-    const { config, problems } = loadConfig({ env, platform: "linux", homedir: dir.path, readFile: (p) => readFileSync(p, "utf8") });
-    expect(problems).toEqual([]);
-    const logs: string[] = [];
-    const logger = createLogger({ level: "debug", write: (line) => logs.push(line) });
-    const clock = testClock();
-    let opened: Database.Database | undefined;
-    const services = createServices({
-      config,
-      problems,
-      logger,
-      clock,
-      readTokenFile: (p) => readFile(p, "utf8"),
-      openDb: (path) => (opened = openDatabase(path, { nativeBinding: binding })),
+    let opened = 0;
+    const server = await startTestServer({
+      env: { API_KEYS_MCP_DB: dbPath, API_KEYS_MCP_TOKEN: await merchantToken("merchant_native") },
+      openDb: (path) => {
+        opened += 1;
+        return openDatabase(path, { nativeBinding: binding });
+      },
     });
-    const { server, close } = createServer({ services, logger, clock, version: "0.0.0-test" });
-    const [clientSide, serverSide] = InMemoryTransport.createLinkedPair();
-    const client = new Client({ name: "native-test", version: "0.0.0" });
-    await server.connect(serverSide);
-    await client.connect(clientSide);
     try {
-      expect(opened).toBeUndefined();
+      // The binding failed to load: createServices asked for the database, and got none.
+      expect(opened).toBe(1);
+      expect(server.db).toBeNull();
       for (const [tool, args] of [
         ["create_api_key", { name: "x" }],
         ["list_api_keys", {}],
       ] as const) {
-        const outcome = await callTool(client, tool, args);
+        const outcome = await server.call(tool, args);
         expect(outcome.ok, tool).toBe(false);
         if (outcome.ok) continue;
         expect(outcome.code, tool).toBe("ERR_CONFIG");
@@ -178,12 +160,11 @@ describe("native module that does not load (MCP-NOTES)", () => {
         expect(outcome.text, tool).not.toContain(".node");
         expect(outcome.text, tool).not.toMatch(/\/[\w.-]+\/[\w.-]+/);
       }
-      const failure = logs.map((line) => JSON.parse(line) as Record<string, unknown>).find((log) => log.msg === "database_open_failed");
+      const failure = server.logs.find((log) => log.msg === "database_open_failed");
       expect(failure).toMatchObject({ level: "error", error: { name: "NativeModuleError" } });
       expect((failure!.error as { message: string }).message).toContain("npm rebuild better-sqlite3");
     } finally {
-      await client.close();
-      await close();
+      await server.close();
     }
   });
 });

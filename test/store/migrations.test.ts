@@ -1,21 +1,13 @@
-import { readFileSync } from "node:fs";
-import { readFile } from "node:fs/promises";
 import { join } from "node:path";
-import { Client } from "@modelcontextprotocol/sdk/client/index.js";
-import { InMemoryTransport } from "@modelcontextprotocol/sdk/inMemory.js";
 import Database from "better-sqlite3";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { loadConfig } from "../../src/config.js";
-import { createLogger } from "../../src/log.js";
-import { createServer } from "../../src/server.js";
-import { createServices } from "../../src/services.js";
 import { openDatabase } from "../../src/store/database.js";
 import { encodeCursor } from "../../src/store/cursor.js";
 import { migrate, SchemaTooNewError } from "../../src/store/migrate.js";
 import { initial } from "../../src/store/migrations/010-initial.js";
 import { MIGRATIONS } from "../../src/store/migrations/index.js";
 import { SqliteKeyRepository } from "../../src/store/sqlite-repository.js";
-import { callTool, testClock } from "../helpers/server.js";
+import { startTestServer, testClock } from "../helpers/server.js";
 import { spawnClient, tempDir } from "../helpers/spawn.js";
 import { merchantToken, TEST_SECRET } from "../helpers/tokens.js";
 
@@ -208,31 +200,20 @@ describe("migrations (S1)", () => {
 
   it("answers every tool call with ERR_CONFIG, without a file path, when wired through createServices", async () => {
     writeFutureDatabase(file);
-    const env = { API_KEYS_MCP_JWT_SECRET: TEST_SECRET, API_KEYS_MCP_DB: file, API_KEYS_MCP_TOKEN: await merchantToken("m_future") };
-    const { config, problems } = loadConfig({ env, platform: "linux", homedir: dir.path, readFile: (p) => readFileSync(p, "utf8") });
-    const logs: string[] = [];
-    const logger = createLogger({ level: "debug", write: (line) => logs.push(line) });
-    const clock = testClock();
-    const services = createServices({ config, problems, logger, clock, readTokenFile: (p) => readFile(p, "utf8") });
-    const { server, close } = createServer({ services, logger, clock, version: "0.0.0-test" });
-    const [clientSide, serverSide] = InMemoryTransport.createLinkedPair();
-    const client = new Client({ name: "migrations-test", version: "0.0.0" });
-    await server.connect(serverSide);
-    await client.connect(clientSide);
+    const server = await startTestServer({ env: { API_KEYS_MCP_DB: file, API_KEYS_MCP_TOKEN: await merchantToken("m_future") } });
     try {
-      const outcome = await callTool(client, "list_api_keys", {});
+      const outcome = await server.call("list_api_keys", {});
       expect(outcome).toEqual({
         ok: false,
         code: "ERR_CONFIG",
         text: "ERR_CONFIG: The key database was written by a newer version of api-keys-mcp. Ask the operator to upgrade api-keys-mcp, or to set API_KEYS_MCP_DB to another file.",
       });
       // The operator finds the detail, path included, in the log.
-      const failure = logs.map((line) => JSON.parse(line) as Record<string, unknown>).find((l) => l.msg === "database_open_failed");
+      const failure = server.logs.find((l) => l.msg === "database_open_failed");
       expect(failure?.path).toBe(file);
       expect((failure?.error as { name?: string } | undefined)?.name).toBe("SchemaTooNewError");
     } finally {
-      await client.close();
-      await close();
+      await server.close();
     }
   });
 

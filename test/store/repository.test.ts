@@ -4,6 +4,7 @@ import { AppError } from "../../src/errors.js";
 import type { Environment, KeyType } from "../../src/keys/format.js";
 import { newKeyId } from "../../src/keys/ids.js";
 import { issueApiKey } from "../../src/keys/secret.js";
+import { GENESIS_HASH } from "../../src/store/audit-chain.js";
 import { encodeCursor } from "../../src/store/cursor.js";
 import { openDatabase } from "../../src/store/database.js";
 import type { Actor, KeyRecord, KeyRepository, ListKeysQuery, NewKey, Rotation } from "../../src/store/repository.js";
@@ -56,7 +57,6 @@ interface AuditRow {
   hash: string;
 }
 
-const GENESIS_HASH = "0".repeat(64);
 const SHA256_HEX = /^[0-9a-f]{64}$/;
 
 /** Each row's prevHash is the hash of the row before it, from the genesis hash on (S4). */
