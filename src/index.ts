@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 import { readFileSync } from "node:fs";
 import { homedir } from "node:os";
-import { readFileHead, TOKEN_FILE_MAX_BYTES } from "./auth/token-source.js";
+import { readFileHead } from "./auth/token-source.js";
 import { main } from "./cli/main.js";
 
 // The entry point: the only module that touches `process`. Everything else receives what it
@@ -16,8 +16,7 @@ main(process.argv.slice(2), {
   stdout: process.stdout,
   stderr: process.stderr,
   readFileSync: (path) => readFileSync(path, "utf8"),
-  // One byte past the limit is enough to refuse the file.
-  readTokenFile: (path) => readFileHead(path, TOKEN_FILE_MAX_BYTES + 1),
+  readTokenFile: readFileHead,
   onSignal: (signal, handler) => process.on(signal, handler),
   onExit: (handler) => process.on("exit", handler),
   exit: (code) => process.exit(code),

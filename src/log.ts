@@ -77,7 +77,7 @@ function errorsAsObjects(_key: string, value: unknown): unknown {
 }
 
 /** How long a log line may wait in memory before it is written. */
-export const LOG_FLUSH_MS = 50;
+const LOG_FLUSH_MS = 50;
 /** Queued lines at which the buffer writes at the end of the turn instead of waiting. */
 const LOG_FLUSH_LINES = 512;
 

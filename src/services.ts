@@ -16,7 +16,7 @@ export interface ServiceOptions {
   problems: readonly ConfigProblem[];
   logger: Logger;
   clock: Clock;
-  readTokenFile: (path: string) => Promise<string>;
+  readTokenFile: (path: string, maxBytes: number) => Promise<string>;
   /** Opens the database; tests pass one of their own. */
   openDb?: (path: string) => Database.Database;
   /** JWKS fetch timings; tests shorten them. */

@@ -1,5 +1,6 @@
 import * as z from "zod";
 import { AppError } from "../src/errors.js";
+import { isoTime } from "../src/keys/iso-time.js";
 import { AUDIT_ACTIONS } from "../src/store/audit.js";
 import { defineTool } from "./define-tool.js";
 import { keyIdField } from "./schemas.js";
@@ -53,7 +54,7 @@ export const registerListAuditEventsTool = defineTool({
       output: {
         events: page.events.map((event) => ({
           event_id: event.eventId,
-          occurred_at: new Date(event.occurredAt).toISOString(),
+          occurred_at: isoTime(event.occurredAt),
           action: event.action,
           key_id: event.keyId,
           actor: event.actor,

@@ -1,6 +1,6 @@
 import * as z from "zod";
 import { AppError } from "../src/errors.js";
-import { parseDuration } from "../src/keys/duration.js";
+import { DURATION_PATTERN, parseDuration } from "../src/keys/duration.js";
 import { resolveExpiration } from "../src/keys/expiration.js";
 import { newKeyId } from "../src/keys/ids.js";
 import { issueApiKey } from "../src/keys/secret.js";
@@ -31,7 +31,7 @@ export const registerRotateApiKeyTool = defineTool({
     key_id: keyIdField,
     grace_period: z
       .string()
-      .regex(/^(0|\d{1,6}[smhd])$/, 'use "0" or a duration such as "1h", "24h" or "7d"')
+      .regex(new RegExp(`^0$|${DURATION_PATTERN.source}`), 'use "0" or a duration such as "1h", "24h" or "7d"')
       .describe('How long the old key keeps working: "0" (stop now) or a duration up to 7 days, e.g. "1h", "24h", "7d".'),
     expiration: expirationField
       .optional()

@@ -1,4 +1,5 @@
 import * as z from "zod";
+import { EXPIRATION_WORDS } from "../src/keys/expiration.js";
 import { ENVIRONMENTS, KEY_TYPES } from "../src/keys/format.js";
 import { KEY_ID_PATTERN } from "../src/keys/ids.js";
 import { MAX_SCOPES, normalizeScopes, SCOPE_PATTERN } from "../src/keys/scopes.js";
@@ -40,7 +41,7 @@ export const descriptionField = z
   .describe("Optional note about what the key is for, up to 256 characters.");
 
 export const expirationField = z
-  .union([z.enum(["never", "30d", "90d", "1y"]), z.iso.datetime({ offset: true })])
+  .union([z.enum(EXPIRATION_WORDS), z.iso.datetime({ offset: true })])
   .describe(
     'When the key stops working: "never", "30d", "90d", "1y" (365 days), or an ISO-8601 date-time in the future with Z or an offset, e.g. "2027-01-31T00:00:00Z".',
   );

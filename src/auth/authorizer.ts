@@ -13,8 +13,6 @@ export interface AuthorizeRequest {
   tool: string;
   /** The key the call is about, recorded with a denial. */
   keyId?: string;
-  /** Where the call comes from, for limiting failed authentications (stdio has one client). */
-  source?: string;
 }
 
 export interface AuthorizerOptions extends PrincipalOptions {
@@ -24,13 +22,14 @@ export interface AuthorizerOptions extends PrincipalOptions {
   limits: { read: number; write: number; authFailures: number };
   recordDenial: (denial: Denial) => Promise<void>;
   logger: Logger;
-  /** Verified tokens remembered at once; each entry also ends at the token's `exp`. */
-  cacheSize?: number;
   /** How long a verified token is remembered before it is verified again (default: until its `exp`). */
   cacheMaxAgeMs?: number;
 }
 
 type Authentication = { ok: true; principal: Principal } | { ok: false; error: AppError; actor: string | null };
+
+/** Verified tokens remembered at once; each entry also ends at the token's `exp`. */
+const VERIFIED_CACHE_SIZE = 1024;
 
 const AUTHENTICATION_FAILURES: ReadonlySet<ErrorCode> = new Set(["ERR_AUTH_MISSING", "ERR_AUTH_INVALID", "ERR_AUTH_EXPIRED"]);
 
@@ -43,11 +42,9 @@ export class Authorizer {
   readonly #options: AuthorizerOptions;
   readonly #limiters: Record<"read" | "write" | "failures", RateLimiter>;
   readonly #verified = new Map<string, { principal: Principal; expiresAt: number }>();
-  readonly #cacheSize: number;
 
   constructor(options: AuthorizerOptions) {
     this.#options = options;
-    this.#cacheSize = options.cacheSize ?? 1024;
     this.#limiters = {
       read: new RateLimiter(options.limits.read, options.clock),
       write: new RateLimiter(options.limits.write, options.clock),
@@ -58,7 +55,8 @@ export class Authorizer {
   async authorize(request: AuthorizeRequest): Promise<Principal> {
     const authentication = await this.#authenticate(request.token);
     if (!authentication.ok) {
-      const admission = this.#limiters.failures.take(request.source ?? "local");
+      // One bucket: a stdio server has exactly one client.
+      const admission = this.#limiters.failures.take("local");
       if (!admission.ok) {
         throw new AppError("ERR_RATE_LIMITED", `Too many failed authentications. Wait ${admission.retryAfterSeconds} seconds, then retry with a valid token.`);
       }
@@ -85,20 +83,15 @@ export class Authorizer {
 
   async #authenticate(argument: string | undefined): Promise<Authentication> {
     let token: string;
+    let claims;
     try {
       token = await this.#options.resolveToken(argument);
       const cached = this.#verified.get(token);
       if (cached && this.#options.clock() < cached.expiresAt) return { ok: true, principal: cached.principal };
       if (cached) this.#verified.delete(token);
-    } catch (error) {
-      return refusal(error, null);
-    }
-
-    let claims;
-    try {
       claims = await this.#options.verifyToken(token);
     } catch (error) {
-      return refusal(error, null);
+      return refusal(error);
     }
     const result = principalFromClaims(claims, this.#options);
     if (!result.ok) return { ok: false, error: result.error, actor: result.subject };
@@ -106,7 +99,7 @@ export class Authorizer {
     // Bounded, oldest entry out first; an entry never outlives the token's `exp`, which
     // verification requires, nor `cacheMaxAgeMs`: with a JWKS, the key that signed the token
     // may be withdrawn, and the token must stop working when the key set is next fetched.
-    if (this.#verified.size >= this.#cacheSize) this.#verified.delete(this.#verified.keys().next().value!);
+    if (this.#verified.size >= VERIFIED_CACHE_SIZE) this.#verified.delete(this.#verified.keys().next().value!);
     const expiresAt = Math.min(claims.exp! * 1000, this.#options.clock() + (this.#options.cacheMaxAgeMs ?? Infinity));
     this.#verified.set(token, { principal: result.principal, expiresAt });
     return result;
@@ -123,7 +116,8 @@ export class Authorizer {
 }
 
 /** An authentication failure as a value; anything else (a JWKS outage, ERR_CONFIG) is rethrown. */
-function refusal(error: unknown, actor: string | null): Authentication {
-  if (error instanceof AppError && AUTHENTICATION_FAILURES.has(error.code)) return { ok: false, error, actor };
+function refusal(error: unknown): Authentication {
+  // No token, or one that does not verify: nobody can be named.
+  if (error instanceof AppError && AUTHENTICATION_FAILURES.has(error.code)) return { ok: false, error, actor: null };
   throw error;
 }

@@ -1,18 +1,19 @@
 import { open } from "node:fs/promises";
 import { AppError } from "../errors.js";
+import { MAX_TOKEN_BYTES } from "./verifier.js";
 
 /**
  * The most of API_KEYS_MCP_TOKEN_FILE that is read: eight times the largest token accepted
  * (8 KiB), room for any whitespace around it. A file named by mistake — a log, a disk image, a
  * device that never ends — is never read whole on every call.
  */
-export const TOKEN_FILE_MAX_BYTES = 64 * 1024;
+export const TOKEN_FILE_MAX_BYTES = 8 * MAX_TOKEN_BYTES;
 
 /** Reads at most `maxBytes` of the file at `path`, as UTF-8. */
 export async function readFileHead(path: string, maxBytes: number): Promise<string> {
   const file = await open(path, "r");
   try {
-    const buffer = Buffer.alloc(maxBytes);
+    const buffer = Buffer.allocUnsafe(maxBytes); // only the bytes read are decoded
     let length = 0;
     while (length < maxBytes) {
       const { bytesRead } = await file.read(buffer, length, maxBytes - length, null);
@@ -30,8 +31,8 @@ export interface TokenSources {
   value?: string;
   /** API_KEYS_MCP_TOKEN_FILE, read on every call so a refreshed token needs no restart. */
   file?: string;
-  /** Reads the token file; the server's reads at most TOKEN_FILE_MAX_BYTES + 1 bytes (readFileHead). */
-  readFile: (path: string) => Promise<string>;
+  /** Reads the token file, at most `maxBytes` of it (the server's: readFileHead). */
+  readFile: (path: string, maxBytes: number) => Promise<string>;
 }
 
 /**
@@ -54,7 +55,8 @@ export function createTokenResolver(sources: TokenSources): (argument: string | 
     if (sources.file !== undefined) {
       let contents: string;
       try {
-        contents = await sources.readFile(sources.file);
+        // One byte past the limit is enough to refuse the file.
+        contents = await sources.readFile(sources.file, TOKEN_FILE_MAX_BYTES + 1);
       } catch (error) {
         throw new AppError(
           "ERR_AUTH_MISSING",

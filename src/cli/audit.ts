@@ -3,9 +3,10 @@ import Database from "better-sqlite3";
 import { loadConfig } from "../config.js";
 import { verifyAuditChain } from "../store/audit-chain.js";
 import { checkSchemaVersion } from "../store/migrate.js";
+import { lifecycle } from "../store/migrations/020-lifecycle.js";
 import type { Io } from "./io.js";
 
-export const AUDIT_HELP = `Usage: api-keys-mcp audit verify [--db <path>]
+const AUDIT_HELP = `Usage: api-keys-mcp audit verify [--db <path>]
 
 Checks the audit log's hash chain: every row's hash must match its content and the
 row before it. Prints the number of rows checked and the head hash (keep it somewhere
@@ -50,7 +51,7 @@ export async function auditCommand(args: string[], io: Io): Promise<number> {
     return fail(`cannot open ${path}: ${(error as Error).message}`);
   }
   try {
-    if (checkSchemaVersion(db) < 20) return fail(`${path} has no audit chain yet; start the server once to upgrade it`);
+    if (checkSchemaVersion(db) < lifecycle.version) return fail(`${path} has no audit chain yet; start the server once to upgrade it`);
     const result = verifyAuditChain(db);
     if (result.ok) {
       io.stdout.write(`audit chain intact: ${result.rows} rows checked; head hash ${result.head}\n`);

@@ -13,8 +13,8 @@ export interface Io {
   stdout: Writable;
   stderr: Writable;
   readFileSync: (path: string) => string;
-  /** Reads API_KEYS_MCP_TOKEN_FILE: at most TOKEN_FILE_MAX_BYTES + 1 bytes of it. */
-  readTokenFile: (path: string) => Promise<string>;
+  /** Reads API_KEYS_MCP_TOKEN_FILE, at most `maxBytes` of it. */
+  readTokenFile: (path: string, maxBytes: number) => Promise<string>;
   onSignal: (signal: "SIGINT" | "SIGTERM", handler: () => void) => void;
   /** Runs `handler` synchronously as the process exits, however it exits. */
   onExit: (handler: () => void) => void;

@@ -3,7 +3,7 @@ import type { Io } from "./io.js";
 import { serve } from "./serve.js";
 import { mintToken } from "./token.js";
 
-export const MAIN_HELP = `api-keys-mcp: an MCP server through which AI assistants manage a merchant's API keys.
+const MAIN_HELP = `api-keys-mcp: an MCP server through which AI assistants manage a merchant's API keys.
 
 Usage:
   api-keys-mcp [serve]          run the MCP server on stdio (what an MCP host starts)

@@ -4,7 +4,7 @@ import { loadConfig } from "../config.js";
 import { parseDuration } from "../keys/duration.js";
 import type { Io } from "./io.js";
 
-export const TOKEN_HELP = `Usage: api-keys-mcp token --merchant <id> --sub <user> [--scope <scopes>] [--ttl <duration>]
+const TOKEN_HELP = `Usage: api-keys-mcp token --merchant <id> --sub <user> [--scope <scopes>] [--ttl <duration>]
 
 Mints a token signed with the configured HMAC secret (API_KEYS_MCP_JWT_SECRET or
 API_KEYS_MCP_JWT_SECRET_FILE), for local setups where you are your own issuer. Prints

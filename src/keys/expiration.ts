@@ -8,6 +8,9 @@ export const EXPIRATION_PRESETS = { "30d": 30 * DAY_MS, "90d": 90 * DAY_MS, "1y"
 
 export type ExpirationPreset = keyof typeof EXPIRATION_PRESETS;
 
+/** The words an expiration may be given as (the rest are ISO-8601 date-times). */
+export const EXPIRATION_WORDS = ["never", ...(Object.keys(EXPIRATION_PRESETS) as ExpirationPreset[])] as const;
+
 /**
  * Resolves an expiration input to epoch milliseconds (UTC), or `null` for `"never"`.
  * The input's shape is checked by the tool schema; this adds what a schema cannot: an explicit

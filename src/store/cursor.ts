@@ -18,3 +18,13 @@ export function decodeCursor(kind: CursorKind, cursor: string): number {
   }
   return Number(match[2]);
 }
+
+/**
+ * One page of a keyset listing from rows fetched with `LIMIT limit + 1`: the extra row, if any,
+ * only says there is more, and the cursor points after the last row kept.
+ */
+export function toPage<Row>(rows: Row[], limit: number, kind: CursorKind, seqOf: (row: Row) => number): { page: Row[]; nextCursor: string | null } {
+  if (rows.length <= limit) return { page: rows, nextCursor: null };
+  const page = rows.slice(0, limit);
+  return { page, nextCursor: encodeCursor(kind, seqOf(page[limit - 1]!)) };
+}

@@ -1,6 +1,6 @@
 import type Database from "better-sqlite3";
 import type { AuditAction, Changes } from "./audit.js";
-import { decodeCursor, encodeCursor } from "./cursor.js";
+import { decodeCursor, toPage } from "./cursor.js";
 import type { AuditPage, AuditRecord, ListAuditQuery } from "./repository.js";
 
 type AuditRow = Omit<AuditRecord, "changes"> & { seq: number; changes: string | null };
@@ -28,15 +28,14 @@ export class SqliteAuditQuery {
       since: query.since,
       limit: query.limit + 1,
     });
-    const hasMore = rows.length > query.limit;
-    const page = hasMore ? rows.slice(0, query.limit) : rows;
+    const { page, nextCursor } = toPage(rows, query.limit, "a", (row) => row.seq);
     return {
       events: page.map(({ seq: _position, changes, ...row }) => ({
         ...row,
         action: row.action as AuditAction,
         changes: changes === null ? null : (JSON.parse(changes) as Changes),
       })),
-      nextCursor: hasMore ? encodeCursor("a", page[page.length - 1]!.seq) : null,
+      nextCursor,
     };
   }
 

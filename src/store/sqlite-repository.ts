@@ -2,7 +2,7 @@ import type Database from "better-sqlite3";
 import type { Clock } from "../clock.js";
 import { toIso } from "../keys/expiration.js";
 import { createAuditWriter, type AuditEntry, type AuditWriter, type Changes } from "./audit.js";
-import { decodeCursor, encodeCursor } from "./cursor.js";
+import { decodeCursor, toPage } from "./cursor.js";
 import type {
   Actor,
   AuditPage,
@@ -56,9 +56,10 @@ export interface SqliteRepositoryOptions {
 
 /**
  * SQLite implementation of the repository. Statements are prepared once (list queries once per
- * filter combination); each mutation runs with its audit row in a savepoint of an IMMEDIATE
- * transaction shared with the other mutations of the same event-loop turn (WriteBatcher), so
- * writers from several processes queue on the busy timeout instead of failing mid-way.
+ * filter combination); each mutation runs with its audit row in an IMMEDIATE transaction shared
+ * with the other mutations of the same event-loop turn (WriteBatcher, which reruns a failed
+ * batch one mutation at a time), so writers from several processes queue on the busy timeout
+ * instead of failing mid-way.
  */
 export class SqliteKeyRepository implements KeyRepository {
   readonly #db: Database.Database;
@@ -111,8 +112,7 @@ export class SqliteKeyRepository implements KeyRepository {
 
   async getKey(tenantId: string, keyId: string): Promise<KeyRecord | undefined> {
     this.#usage.flush();
-    const row = this.#selectKey.get(keyId, tenantId);
-    return row && toRecord(row);
+    return this.#current(tenantId, keyId);
   }
 
   async listKeys(tenantId: string, query: ListKeysQuery): Promise<KeyPage> {
@@ -128,12 +128,8 @@ export class SqliteKeyRepository implements KeyRepository {
       horizon: query.expiresWithinMs === undefined ? undefined : now + query.expiresWithinMs,
       limit: query.limit + 1,
     });
-    const hasMore = rows.length > query.limit;
-    const page = hasMore ? rows.slice(0, query.limit) : rows;
-    return {
-      keys: page.map((row) => toRecord(row, 1)),
-      nextCursor: hasMore ? encodeCursor("k", page[page.length - 1]![0]) : null,
-    };
+    const { page, nextCursor } = toPage(rows, query.limit, "k", (row) => row[0]);
+    return { keys: page.map((row) => toRecord(row, 1)), nextCursor };
   }
 
   async updateKey(actor: Actor, keyId: string, patch: KeyPatch): Promise<MutationResult> {

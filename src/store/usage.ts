@@ -8,18 +8,21 @@ import type Database from "better-sqlite3";
  */
 export class UsageRecorder {
   readonly #db: Database.Database;
-  readonly #update: Database.Statement;
+  readonly #write: Database.Transaction<(batch: Map<string, { count: number; lastUsedAt: number }>) => void>;
   readonly #onError: (error: unknown) => void;
   #pending = new Map<string, { count: number; lastUsedAt: number }>();
   readonly #timer: NodeJS.Timeout;
 
   constructor(db: Database.Database, options: { intervalMs?: number; onError?: (error: unknown) => void } = {}) {
     this.#db = db;
-    this.#update = db.prepare(
+    const update = db.prepare(
       `UPDATE api_keys SET usage_count = usage_count + @count,
          last_used_at = MAX(COALESCE(last_used_at, 0), @lastUsedAt)
        WHERE key_id = @keyId`,
     );
+    this.#write = db.transaction((batch) => {
+      for (const [keyId, { count, lastUsedAt }] of batch) update.run({ keyId, count, lastUsedAt });
+    });
     this.#onError = options.onError ?? (() => {});
     this.#timer = setInterval(() => this.flush(), options.intervalMs ?? 1000);
     // Never keep a process alive just to flush: close() flushes what is left.
@@ -27,13 +30,7 @@ export class UsageRecorder {
   }
 
   record(keyId: string, at: number): void {
-    const entry = this.#pending.get(keyId);
-    if (entry) {
-      entry.count += 1;
-      if (at > entry.lastUsedAt) entry.lastUsedAt = at;
-    } else {
-      this.#pending.set(keyId, { count: 1, lastUsedAt: at });
-    }
+    this.#add(keyId, 1, at);
   }
 
   /** Writes what has been counted. On failure (a busy database) the counts are kept for the next try. */
@@ -42,22 +39,20 @@ export class UsageRecorder {
     const batch = this.#pending;
     this.#pending = new Map();
     try {
-      this.#db
-        .transaction(() => {
-          for (const [keyId, { count, lastUsedAt }] of batch) this.#update.run({ keyId, count, lastUsedAt });
-        })
-        .immediate();
+      this.#write.immediate(batch);
     } catch (error) {
-      for (const [keyId, { count, lastUsedAt }] of batch) {
-        const entry = this.#pending.get(keyId);
-        if (entry) {
-          entry.count += count;
-          entry.lastUsedAt = Math.max(entry.lastUsedAt, lastUsedAt);
-        } else {
-          this.#pending.set(keyId, { count, lastUsedAt });
-        }
-      }
+      for (const [keyId, { count, lastUsedAt }] of batch) this.#add(keyId, count, lastUsedAt);
       this.#onError(error);
+    }
+  }
+
+  #add(keyId: string, count: number, lastUsedAt: number): void {
+    const entry = this.#pending.get(keyId);
+    if (entry) {
+      entry.count += count;
+      if (lastUsedAt > entry.lastUsedAt) entry.lastUsedAt = lastUsedAt;
+    } else {
+      this.#pending.set(keyId, { count, lastUsedAt });
     }
   }
 

@@ -1,8 +1,8 @@
 import { readFileSync } from "node:fs";
-import { readFile } from "node:fs/promises";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { InMemoryTransport } from "@modelcontextprotocol/sdk/inMemory.js";
 import type Database from "better-sqlite3";
+import { readFileHead } from "../../src/auth/token-source.js";
 import { DEFAULT_JWKS_TIMINGS, type JwksTimings } from "../../src/auth/verifier.js";
 import { loadConfig } from "../../src/config.js";
 import { createLogger } from "../../src/log.js";
@@ -76,7 +76,7 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
     problems,
     logger,
     clock,
-    readTokenFile: (path) => readFile(path, "utf8"),
+    readTokenFile: readFileHead,
     openDb: (path) => (db = (options.openDb ?? openDatabase)(path)),
     jwks: { ...DEFAULT_JWKS_TIMINGS, ...options.jwks },
     usageFlushMs: options.usageFlushMs,
