@@ -168,9 +168,8 @@ describe("error codes (E1–E4)", () => {
       expect(text, label).not.toMatch(/\/(tmp|home|root|usr|var)\//);
       expect(text, label).not.toMatch(/\b(SELECT|INSERT|UPDATE|DELETE|FROM|WHERE|SQLITE_\w+|no such table)\b/);
       expect(text, label).not.toMatch(/\n\s+at |\.ts:\d+|\.js:\d+/);
+      expect(text, label).not.toContain(TEST_SECRET);
     }
-    expect(TEST_SECRET.length).toBeGreaterThan(0);
-    for (const { text } of seen.values()) expect(text).not.toContain(TEST_SECRET);
   });
 
   it("a token of unusual shape never reaches an error message", async () => {

@@ -258,8 +258,6 @@ describe("property: random arguments to every tool", () => {
     expect(fixtures.keyCursor).not.toBe("");
     expect(fixtures.auditCursor).not.toBe("");
   });
-  afterAll(() => server?.close());
-
   /**
    * What a call changed. total_changes() counts every row this connection — the server's own —
    * inserted, updated or deleted, even an update to identical values; a refused call may add
@@ -337,7 +335,9 @@ describe("property: random arguments to every tool", () => {
     expect(used).toEqual([...validUses].sort(([a], [b]) => (a < b ? -1 : 1)).map(([key_id, usage_count]) => ({ key_id, usage_count })));
   });
 
-  afterAll(() => {
+  afterAll(async () => {
+    // Closed first, so that what the server logs while closing is checked too.
+    await server?.close();
     expect(server.logs.filter((log) => log.level === "error")).toEqual([]);
     // Enough of the calls reach the handlers (answered OK, or refused by them) to mean something,
     // and every tool succeeds now and then.

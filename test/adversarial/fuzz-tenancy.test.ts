@@ -400,9 +400,6 @@ describe("property: two tenants never see or change each other's keys (A5)", () 
             expect(trail).toEqual(model.events[tenant]);
           }
           expect(events).toHaveLength(model.events[0].length + model.events[1].length);
-          for (const event of events.filter((event) => event.action !== "auth.denied")) {
-            expect(event.tenant_id).toBe(pair[model.keys.get(event.key_id!)!.side]);
-          }
           stats.runs += 1;
           stats.commands += [...commands].length;
           stats.crossTenantAttempts += real.stats.crossTenantAttempts;

@@ -184,8 +184,10 @@ describe("hostile stdin: the built server survives what a broken or malicious ho
       // Missing required fields, and unknown ones.
       for (const args of [{}, { ...Object.fromEntries((tool.inputSchema.required ?? []).map((f) => [f, valid[f]])), merchant_id: "merchant_other" }]) {
         if (Object.keys(args).length === 0 && (tool.inputSchema.required ?? []).length === 0) continue;
+        const before = snapshot();
         const result = await callTool(`${tool.name} ${JSON.stringify(Object.keys(args))}`, tool.name, args);
         expect(result.isError).toBe(true);
+        expect(snapshot(), `${tool.name} with missing or unknown fields changed nothing`).toBe(before);
         tried += 1;
       }
     }

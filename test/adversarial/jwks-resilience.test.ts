@@ -5,6 +5,7 @@ import type { JwksTimings } from "../../src/auth/verifier.js";
 import { recordFigures } from "../helpers/figures.js";
 import { startJwksServer, type JwksServer } from "../helpers/jwks-server.js";
 import { startTestServer, type CallOutcome, type TestServer } from "../helpers/server.js";
+import { within } from "../helpers/spawn.js";
 import { READ_WRITE } from "../helpers/tokens.js";
 
 // The issuer's key set is a remote dependency: it rotates keys, answers slowly, goes down and
@@ -99,9 +100,7 @@ describe("JWKS: rotation, slowness and outages", () => {
     jwks.mode = "hang";
     faults.timeouts += 1;
     const token = await tokenFor(first);
-    const started = Date.now();
-    expect(outcome(await list(token))).toMatch(/^ERR_BUSY: The issuer's key set \(JWKS\) did not answer in time/);
-    expect(Date.now() - started).toBeLessThan(5000);
+    expect(outcome(await within(list(token), 5000, "ERR_BUSY from a hanging key set"))).toMatch(/^ERR_BUSY: The issuer's key set \(JWKS\) did not answer in time/);
     jwks.mode = "ok";
     expect(outcome(await list(token))).toBe("OK");
   });

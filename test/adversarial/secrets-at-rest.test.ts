@@ -117,12 +117,9 @@ describe("secrets at rest and in logs", () => {
         expect(result.content[0]!.text).toMatch(/^ERR_VALIDATION: (name|description) contains what looks like an API key or a token/);
       }
       if (end === "SIGKILL") {
-        // Log lines are written at the end of the server's event-loop turn, just after the
-        // response; wait (bounded) for this session's 24 to arrive, so the scan below covers them.
-        const live = server;
-        const logged = () => live.stderrLines.filter((line) => line.includes('"msg":"tool_call"')).length;
-        const deadline = Date.now() + 5000;
-        while (logged() < 24 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 5));
+        // Log lines are written up to 50 ms after the call; wait (bounded) for this session's 24
+        // to arrive, so the scan below covers them.
+        await server.waitForStderr((lines) => lines.filter((line) => line.includes('"msg":"tool_call"')).length >= 24, 5000);
         // Killed with the WAL and SHM still on disk, as after a crash.
         server.child.kill("SIGKILL");
         await within(server.exited, 10_000, "death by SIGKILL");

@@ -1,3 +1,4 @@
+import { existsSync } from "node:fs";
 import { join } from "node:path";
 import Database from "better-sqlite3";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
@@ -134,6 +135,10 @@ describe("audit hash chain (S4)", () => {
     const run = await runCommand(["audit", "verify", "--db", missing], {}, dir.path);
     expect(run.code).toBe(2);
     expect(run.stderr).toMatch(/cannot open/);
+    expect(existsSync(missing)).toBe(false);
+  });
+
+  it("prints its usage for --help", async () => {
     const help = await runCommand(["audit", "--help"], {}, dir.path);
     expect(help.code).toBe(0);
     expect(help.stdout).toMatch(/Usage: api-keys-mcp audit verify/);

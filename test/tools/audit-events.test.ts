@@ -43,7 +43,8 @@ describe("list_audit_events (V4)", () => {
     await server.call("update_api_key", { key_id: keyOne, name: "one, renamed", token: alice });
     server.clock.advance(1000); // + 5 s
     const rotated = await server.call("rotate_api_key", { key_id: keyTwo, grace_period: "1h", token: alice });
-    if (rotated.ok) secrets.push(rotated.data.api_key);
+    if (!rotated.ok) throw new Error(rotated.text);
+    secrets.push(rotated.data.api_key);
     server.clock.advance(1000); // + 6 s
     await server.call("delete_api_key", { key_id: keyOne, token: alice });
     server.clock.advance(1000); // + 7 s: a denial with a tenant (read-only token trying to write)

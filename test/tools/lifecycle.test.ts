@@ -206,6 +206,13 @@ describe("key lifecycle through the MCP tools (T1–T5)", () => {
       const page = await server.call("list_api_keys");
       expect(page.ok && page.data.keys).toHaveLength(20);
       expect(page.ok && page.data.next_cursor).toEqual(expect.any(String));
+      for (const [limit, count] of [
+        [1, 1],
+        [100, 21],
+      ]) {
+        const accepted = await server.call("list_api_keys", { limit });
+        expect(accepted.ok && accepted.data.keys, `limit ${limit}`).toHaveLength(count!);
+      }
       for (const limit of [0, 101, 1.5]) {
         const refused = await server.call("list_api_keys", { limit });
         expect(refused.ok ? "ok" : refused.code).toBe("MCP error -32602");
@@ -266,7 +273,8 @@ describe("key lifecycle through the MCP tools (T1–T5)", () => {
       const before = await server.call("get_api_key", { key_id: id });
       expect(before.ok && before.data.key).toEqual(created.data.key);
       server.clock.advance(30 * DAY - 1);
-      expect((await server.call("get_api_key", { key_id: id })).ok && "active").toBe("active");
+      const lastMs = await server.call("get_api_key", { key_id: id });
+      expect(lastMs.ok && lastMs.data.key.status).toBe("active");
       server.clock.advance(1);
       const after = await server.call("get_api_key", { key_id: id });
       expect(after.ok && after.data.key.status).toBe("expired");

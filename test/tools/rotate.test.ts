@@ -53,7 +53,8 @@ describe("rotate_api_key (V2)", () => {
     expect(previous).toMatchObject({ key_id: old.id, status: "expired", expires_at: iso(START + HOUR), rotated_to: key.key_id });
     expect(result.texts[0]).toMatch(/shown only in this result/);
 
-    expect((await verify(api_key)).ok && "VALID").toBe("VALID");
+    const newCheck = await verify(api_key);
+    expect(newCheck.ok && newCheck.data.code).toBe("VALID");
     const oldCheck = await verify(old.key);
     expect(oldCheck.ok && oldCheck.data.code).toBe("EXPIRED");
   });

@@ -73,5 +73,11 @@ describe("tenancy (A5): another tenant's key behaves exactly like a missing one"
     const aliceInB = await merchantToken("merchant_b", "alice");
     const list = await server.call("list_api_keys", { token: aliceInB });
     expect(list.ok && list.data.keys).toEqual([]);
+    const inB = await server.call("create_api_key", { name: "alice in b", token: aliceInB });
+    if (!inB.ok) throw new Error(inB.text);
+    const listB = await server.call("list_api_keys", { token: aliceInB });
+    expect(listB.ok && listB.data.keys.map((key: { key_id: string }) => key.key_id)).toEqual([inB.data.key.key_id]);
+    const listA = await server.call("list_api_keys", { token: tokenA });
+    expect(listA.ok && listA.data.keys.map((key: { key_id: string }) => key.key_id)).toEqual([keyOfA]);
   });
 });

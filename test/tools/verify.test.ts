@@ -53,7 +53,8 @@ describe("verify_api_key (V1)", () => {
     const valid = generateApiKey("secret", "test");
     server.db!.exec("DROP TABLE api_keys");
     // A lookup would now fail with ERR_INTERNAL; a malformed key must not need one.
-    expect((await verify(valid.slice(0, 10))).ok).toBe(true);
+    const malformed = await verify(valid.slice(0, 10));
+    expect(malformed.ok && malformed.data).toEqual({ valid: false, code: "MALFORMED" });
     const lookedUp = await verify(valid);
     expect(lookedUp.ok ? "ok" : lookedUp.code).toBe("ERR_INTERNAL");
   });
@@ -76,7 +77,8 @@ describe("verify_api_key (V1)", () => {
     const revoked = await create();
     await server.call("delete_api_key", { key_id: revoked.id, token: tokenA });
 
-    expect((await verify(expiring.key)).ok && "checked").toBe("checked");
+    const beforeExpiry = await verify(expiring.key);
+    expect(beforeExpiry.ok && beforeExpiry.data.code).toBe("VALID");
     server.clock.advance(30 * DAY);
     const expired = await verify(expiring.key);
     expect(expired.ok && expired.data).toMatchObject({ valid: false, code: "EXPIRED", key: { key_id: expiring.id, status: "expired" } });
