@@ -4,6 +4,7 @@ import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { DEFAULT_ROLE_PERMISSIONS } from "../src/auth/principal.js";
 import { loadConfig, type ConfigProblem } from "../src/config.js";
+import { ONE_CALL_PER_TOOL } from "./helpers/rpc.js";
 import { startTestServer, type TestServer } from "./helpers/server.js";
 import { tempDir } from "./helpers/spawn.js";
 import { merchantToken, TEST_SECRET } from "./helpers/tokens.js";
@@ -336,17 +337,6 @@ describe("loadConfig database path (S2)", () => {
 });
 
 describe("a misconfigured server still starts and answers ERR_CONFIG (E3)", () => {
-  const KEY_ID = "key_AAAAAAAAAAAAAAAAAAAA";
-  const CALLS: [string, Record<string, unknown>][] = [
-    ["create_api_key", { name: "config check" }],
-    ["list_api_keys", {}],
-    ["get_api_key", { key_id: KEY_ID }],
-    ["update_api_key", { key_id: KEY_ID, name: "renamed" }],
-    ["delete_api_key", { key_id: KEY_ID }],
-    ["verify_api_key", { api_key: "sk_test_not-a-real-key" }],
-    ["rotate_api_key", { key_id: KEY_ID, grace_period: "1h" }],
-    ["list_audit_events", {}],
-  ];
 
   let server: TestServer | undefined;
   afterEach(async () => {
@@ -356,9 +346,9 @@ describe("a misconfigured server still starts and answers ERR_CONFIG (E3)", () =
 
   async function expectConfigErrorEverywhere(variable: string, secrets: string[] = []): Promise<void> {
     const { tools } = await server!.client.listTools();
-    expect(tools.map((tool) => tool.name).sort()).toEqual(CALLS.map(([name]) => name).sort());
+    expect(tools.map((tool) => tool.name).sort()).toEqual(ONE_CALL_PER_TOOL.map(([name]) => name).sort());
     const token = await merchantToken("merchant_a", "user_a");
-    for (const [name, args] of CALLS) {
+    for (const [name, args] of ONE_CALL_PER_TOOL) {
       for (const withToken of [false, true]) {
         const outcome = await server!.call(name, withToken ? { ...args, token } : args);
         expect(outcome.ok ? "OK" : outcome.code, `${name} answers ERR_CONFIG`).toBe("ERR_CONFIG");

@@ -4,7 +4,7 @@ import { LATEST_PROTOCOL_VERSION } from "@modelcontextprotocol/sdk/types.js";
 import Database from "better-sqlite3";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { hashApiKey } from "../src/keys/secret.js";
-import { parseLines, session, TOOL_NAMES, type Json } from "./helpers/rpc.js";
+import { ONE_CALL_PER_TOOL, parseLines, requestLine, session, TOOL_NAMES, type Json } from "./helpers/rpc.js";
 import { spawnClient, spawnRaw, tempDir, within, type RawServer, type SpawnedClient } from "./helpers/spawn.js";
 import { merchantToken, TEST_SECRET } from "./helpers/tokens.js";
 
@@ -174,7 +174,7 @@ describe("stdio server, black box (L1, C1, E3)", () => {
     const rpc = session(server);
     await rpc.initialize();
 
-    server.send(JSON.stringify({ jsonrpc: "2.0", id: 99, method: "tools/call", params: { name: "create_api_key", arguments: { name: "z".repeat(12 * 1024 * 1024) } } }));
+    server.send(requestLine(99, "tools/call", { name: "create_api_key", arguments: { name: "z".repeat(12 * 1024 * 1024) } }));
     const created = await rpc.call("create_api_key", { name: "after the huge line" });
     expect(created.isError).toBeUndefined();
     expect(server.child.exitCode).toBeNull();
@@ -234,16 +234,9 @@ describe("stdio server, black box (L1, C1, E3)", () => {
   // a key whose only copy of the secret, the response, is never sent.
   it("answers a call that is still in flight when stdin closes", async () => {
     const server = start({ API_KEYS_MCP_TOKEN: await merchantToken("merchant_inflight") });
-    server.send(
-      JSON.stringify({
-        jsonrpc: "2.0",
-        id: 1,
-        method: "initialize",
-        params: { protocolVersion: LATEST_PROTOCOL_VERSION, capabilities: {}, clientInfo: { name: "pipe", version: "0" } },
-      }),
-    );
+    server.send(requestLine(1, "initialize", { protocolVersion: LATEST_PROTOCOL_VERSION, capabilities: {}, clientInfo: { name: "pipe", version: "0" } }));
     server.send(JSON.stringify({ jsonrpc: "2.0", method: "notifications/initialized" }));
-    server.send(JSON.stringify({ jsonrpc: "2.0", id: 2, method: "tools/call", params: { name: "create_api_key", arguments: { name: "piped" } } }));
+    server.send(requestLine(2, "tools/call", { name: "create_api_key", arguments: { name: "piped" } }));
     server.child.stdin.end();
     expect(await within(server.exited, 5000, "exit after stdin closed")).toEqual({ code: 0, signal: null });
     const reply = parseLines(server.stdoutLines).find((message) => message.id === 2);
@@ -256,18 +249,8 @@ describe("stdio server, black box (L1, C1, E3)", () => {
     const { tools } = await client.client.listTools();
     expect(tools.map((tool) => tool.name).sort()).toEqual(TOOL_NAMES);
 
-    const calls: [string, Json][] = [
-      ["create_api_key", { name: "x" }],
-      ["list_api_keys", {}],
-      ["get_api_key", { key_id: UNKNOWN_KEY_ID }],
-      ["update_api_key", { key_id: UNKNOWN_KEY_ID, name: "y" }],
-      ["delete_api_key", { key_id: UNKNOWN_KEY_ID }],
-      ["verify_api_key", { api_key: "sk_test_not-a-real-key" }],
-      ["rotate_api_key", { key_id: UNKNOWN_KEY_ID, grace_period: "1h" }],
-      ["list_audit_events", {}],
-    ];
-    expect(calls.map(([tool]) => tool).sort()).toEqual(TOOL_NAMES);
-    for (const [tool, args] of calls) {
+    expect(ONE_CALL_PER_TOOL.map(([tool]) => tool).sort()).toEqual(TOOL_NAMES);
+    for (const [tool, args] of ONE_CALL_PER_TOOL) {
       const outcome = await client.call(tool, args);
       expect(outcome.ok, tool).toBe(false);
       if (outcome.ok) continue;

@@ -5,7 +5,7 @@ import Database from "better-sqlite3";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { recordFigures } from "../helpers/figures.js";
 import type { CallOutcome } from "../helpers/server.js";
-import { spawnClient, tempDir, type SpawnedClient } from "../helpers/spawn.js";
+import { spawnClient, tempDir, within, type SpawnedClient } from "../helpers/spawn.js";
 import { merchantToken, TEST_SECRET } from "../helpers/tokens.js";
 
 const PROCESSES = 4;
@@ -24,9 +24,10 @@ const require = createRequire(import.meta.url);
 /**
  * An unlucky neighbour: a separate process that, every 250 ms, holds the write lock for 250 ms
  * and then forces a full WAL checkpoint — well inside the 5 s busy timeout, so every writer must
- * wait it out rather than fail.
+ * wait it out rather than fail. `holding` resolves while it holds the lock for the first time,
+ * so that work started then meets a held lock; `done` with the number of holds.
  */
-function startLockHolder(dbPath: string): Promise<number> {
+function startLockHolder(dbPath: string): { holding: Promise<void>; done: Promise<number> } {
   const script = `
     const Database = require(${JSON.stringify(require.resolve("better-sqlite3"))});
     const db = new Database(${JSON.stringify(dbPath)});
@@ -35,16 +36,25 @@ function startLockHolder(dbPath: string): Promise<number> {
     let holds = 0;
     const tick = () => {
       db.exec("BEGIN IMMEDIATE");
+      if (holds === 0) require("node:fs").writeSync(1, "holding\\n");
       pause(${LOCK_HOLD_MS});
       db.exec("COMMIT");
       db.pragma("wal_checkpoint(TRUNCATE)");
       if (++holds < ${LOCK_HOLDS}) setTimeout(tick, ${LOCK_HOLD_MS}); else { db.close(); process.stdout.write(String(holds)); }
     };
-    setTimeout(tick, 50);`;
+    tick();`;
   const child = spawn(process.execPath, ["-e", script], { stdio: ["ignore", "pipe", "inherit"] });
   let out = "";
-  child.stdout.on("data", (chunk: Buffer) => (out += chunk.toString()));
-  return new Promise((resolve, reject) => child.on("exit", (code) => (code === 0 ? resolve(Number(out)) : reject(new Error(`lock holder exited with ${code}`)))));
+  let signalHolding: () => void;
+  const holding = new Promise<void>((resolve) => (signalHolding = resolve));
+  child.stdout.on("data", (chunk: Buffer) => {
+    out += chunk.toString();
+    if (out.startsWith("holding\n")) signalHolding();
+  });
+  const done = new Promise<number>((resolve, reject) =>
+    child.on("exit", (code) => (code === 0 ? resolve(Number(out.slice("holding\n".length))) : reject(new Error(`lock holder exited with ${code}`)))),
+  );
+  return { holding, done };
 }
 
 /** The data of a successful call; a failure is collected, not thrown, so every one is reported. */
@@ -109,7 +119,10 @@ describe(`${PROCESSES} server processes on one database file, all writing at onc
       ]);
       return { ids, replacements: rotations.filter((data) => data !== undefined).map((data) => data.key.key_id as string) };
     };
-    const [holds, ...byProcess] = await Promise.all([startLockHolder(dbPath), ...servers.map(work)]);
+    // The work starts while the neighbour holds the lock: the first creates of every process wait it out.
+    const neighbour = startLockHolder(dbPath);
+    await within(neighbour.holding, 10_000, "the neighbour's first hold");
+    const [holds, ...byProcess] = await Promise.all([neighbour.done, ...servers.map(work)]);
 
     expect(failures).toEqual([]);
     const stderr = servers.flatMap((server) => server.stderr);

@@ -1,5 +1,6 @@
 import { afterEach, describe, expect, it } from "vitest";
 import { GENESIS_HASH, type StoredRow } from "../../src/store/audit-chain.js";
+import { rows } from "../helpers/db.js";
 import { startTestServer, testClock, type CallOutcome, type TestServer } from "../helpers/server.js";
 import { hyperswitchSinglePurposeToken, merchantToken, signToken } from "../helpers/tokens.js";
 
@@ -7,11 +8,11 @@ const OTHER_SECRET = "not-the-server-secret-but-32-bytes-or-more";
 const MISSING_KEY_ID = "key_AAAAAAAAAAAAAAAAAAAA";
 
 function auditRows(server: TestServer): StoredRow[] {
-  return server.db!.prepare("SELECT * FROM audit_events ORDER BY seq").all() as StoredRow[];
+  return rows(server.db!, "audit_events") as unknown as StoredRow[];
 }
 
 function keyTable(server: TestServer): unknown[] {
-  return server.db!.prepare("SELECT * FROM api_keys ORDER BY seq").all();
+  return rows(server.db!, "api_keys");
 }
 
 function expectCode(outcome: CallOutcome, code: string): string {

@@ -1,12 +1,10 @@
 import { generateKeyPairSync, type KeyObject } from "node:crypto";
-import { once } from "node:events";
 import { readFileSync, truncateSync, writeFileSync } from "node:fs";
-import { createServer as createHttpServer, type Server } from "node:http";
-import type { AddressInfo } from "node:net";
 import { join } from "node:path";
 import { exportJWK, exportSPKI, generateKeyPair, SignJWT, type CryptoKey, type JWTPayload } from "jose";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { startTestServer, testClock, type CallOutcome, type TestServer } from "../helpers/server.js";
+import { startJwksServer, type JwksServer } from "../helpers/jwks-server.js";
+import { startTestServer, testClock, type CallOutcome, type TestClock, type TestServer } from "../helpers/server.js";
 import { session } from "../helpers/rpc.js";
 import { spawnRaw, tempDir } from "../helpers/spawn.js";
 import { readFileHead, TOKEN_FILE_MAX_BYTES } from "../../src/auth/token-source.js";
@@ -544,70 +542,41 @@ describe("where the token comes from (A1)", () => {
 });
 
 describe("JWKS (A2)", () => {
-  let jwks: Server;
-  let jwksUrl: string;
+  let jwks: JwksServer;
   let signing: { publicKey: CryptoKey; privateKey: CryptoKey };
   let stranger: { publicKey: CryptoKey; privateKey: CryptoKey };
-  let requests = 0;
+  let clock: TestClock;
+  let server: TestServer;
 
   beforeAll(async () => {
     signing = await generateKeyPair("RS256");
     stranger = await generateKeyPair("RS256");
-    const published = { ...(await exportJWK(signing.publicKey)), kid: "key-1", alg: "RS256", use: "sig" };
-    const body = JSON.stringify({ keys: [published] });
-    jwks = createHttpServer((request, response) => {
-      requests += 1;
-      if (request.url !== "/.well-known/jwks.json") {
-        response.writeHead(404).end();
-        return;
-      }
-      response.writeHead(200, { "content-type": "application/json" }).end(body);
-    });
-    jwks.listen(0, "127.0.0.1");
-    await once(jwks, "listening");
-    jwksUrl = `http://127.0.0.1:${(jwks.address() as AddressInfo).port}/.well-known/jwks.json`;
+    jwks = await startJwksServer([{ ...(await exportJWK(signing.publicKey)), kid: "key-1", alg: "RS256", use: "sig" }]);
   });
-  afterAll(async () => {
-    jwks.closeAllConnections();
-    await new Promise((resolve) => jwks.close(resolve));
+  afterAll(() => jwks.close());
+  beforeEach(async () => {
+    clock = testClock();
+    server = await startTestServer({ env: { API_KEYS_MCP_JWT_SECRET: undefined, API_KEYS_MCP_JWKS_URL: jwks.url }, clock });
   });
+  afterEach(() => server.close());
 
-  const jwksEnv = (): Env => ({ API_KEYS_MCP_JWT_SECRET: undefined, API_KEYS_MCP_JWKS_URL: jwksUrl });
   const claims = { sub: "user_jwks", merchant_id: "merchant_jwks", scope: READ_WRITE };
 
   it("accepts a token signed by a key of the set", async () => {
-    const clock = testClock();
-    const server = await startTestServer({ env: jwksEnv(), clock });
-    try {
-      const before = requests;
-      const token = await signAsymmetric(signing.privateKey, "RS256", claims, Math.floor(clock() / 1000), "key-1");
-      expect((await server.call("create_api_key", { name: "jwks", token })).ok).toBe(true);
-      expect(keyRows(server)).toEqual([{ tenant_id: "merchant_jwks", created_by: "user_jwks" }]);
-      expect(requests).toBeGreaterThan(before);
-    } finally {
-      await server.close();
-    }
+    const before = jwks.requests;
+    const token = await signAsymmetric(signing.privateKey, "RS256", claims, Math.floor(clock() / 1000), "key-1");
+    expect((await server.call("create_api_key", { name: "jwks", token })).ok).toBe(true);
+    expect(keyRows(server)).toEqual([{ tenant_id: "merchant_jwks", created_by: "user_jwks" }]);
+    expect(jwks.requests).toBeGreaterThan(before);
   });
 
   it("refuses a token whose kid the set does not contain", async () => {
-    const clock = testClock();
-    const server = await startTestServer({ env: jwksEnv(), clock });
-    try {
-      const token = await signAsymmetric(stranger.privateKey, "RS256", claims, Math.floor(clock() / 1000), "key-unknown");
-      expectRefusal(await server.call("list_api_keys", { token }), "ERR_AUTH_INVALID", token, /key set/);
-    } finally {
-      await server.close();
-    }
+    const token = await signAsymmetric(stranger.privateKey, "RS256", claims, Math.floor(clock() / 1000), "key-unknown");
+    expectRefusal(await server.call("list_api_keys", { token }), "ERR_AUTH_INVALID", token, /key set/);
   });
 
   it("refuses an HS256 token signed with the test secret", async () => {
-    const clock = testClock();
-    const server = await startTestServer({ env: jwksEnv(), clock });
-    try {
-      const token = await merchantToken("merchant_jwks", "user_jwks", READ_WRITE, { now: Math.floor(clock() / 1000), secret: TEST_SECRET });
-      expectRefusal(await server.call("list_api_keys", { token }), "ERR_AUTH_INVALID", token, /algorithm/);
-    } finally {
-      await server.close();
-    }
+    const token = await merchantToken("merchant_jwks", "user_jwks", READ_WRITE, { now: Math.floor(clock() / 1000), secret: TEST_SECRET });
+    expectRefusal(await server.call("list_api_keys", { token }), "ERR_AUTH_INVALID", token, /algorithm/);
   });
 });

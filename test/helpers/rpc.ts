@@ -15,6 +15,21 @@ export const TOOL_NAMES = [
   "verify_api_key",
 ];
 
+/** A key id no test ever creates. */
+const UNKNOWN_KEY_ID = "key_AAAAAAAAAAAAAAAAAAAA";
+
+/** One well-formed call to each tool, about a key that does not exist: for "every tool answers …" checks. */
+export const ONE_CALL_PER_TOOL: [string, Json][] = [
+  ["create_api_key", { name: "x" }],
+  ["list_api_keys", {}],
+  ["get_api_key", { key_id: UNKNOWN_KEY_ID }],
+  ["update_api_key", { key_id: UNKNOWN_KEY_ID, name: "y" }],
+  ["delete_api_key", { key_id: UNKNOWN_KEY_ID }],
+  ["verify_api_key", { api_key: "sk_test_not-a-real-key" }],
+  ["rotate_api_key", { key_id: UNKNOWN_KEY_ID, grace_period: "1h" }],
+  ["list_audit_events", {}],
+];
+
 /** A tools/call result as it travels over the wire. */
 export interface RawToolResult {
   isError?: boolean;

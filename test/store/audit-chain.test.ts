@@ -2,24 +2,20 @@ import { existsSync } from "node:fs";
 import { join } from "node:path";
 import Database from "better-sqlite3";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { newKeyId } from "../../src/keys/ids.js";
-import { issueApiKey } from "../../src/keys/secret.js";
 import { auditHash, GENESIS_HASH, verifyAuditChain } from "../../src/store/audit-chain.js";
 import { openDatabase } from "../../src/store/database.js";
 import { migrate } from "../../src/store/migrate.js";
 import { initial } from "../../src/store/migrations/010-initial.js";
 import { MIGRATIONS } from "../../src/store/migrations/index.js";
 import { SqliteKeyRepository } from "../../src/store/sqlite-repository.js";
+import { newKeyId } from "../../src/keys/ids.js";
+import { issueApiKey } from "../../src/keys/secret.js";
+import { newKey } from "../helpers/keys.js";
 import { testClock } from "../helpers/server.js";
 import { runCommand, tempDir } from "../helpers/spawn.js";
 
 const ALICE = { tenantId: "merchant_a", subject: "alice" };
 const BOB = { tenantId: "merchant_b", subject: "bob" };
-
-function newKey(name: string) {
-  const issued = issueApiKey("secret", "test");
-  return { keyId: newKeyId(), name, description: null, type: "secret" as const, environment: "test" as const, prefix: issued.prefix, hash: issued.hash, hashVersion: 1, expiresAt: null, scopes: [] };
-}
 
 /** Eight audited events of every kind, written through the real repository. */
 async function writeHistory(repository: SqliteKeyRepository): Promise<void> {

@@ -2,17 +2,11 @@ import { copyFileSync, readdirSync, readlinkSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import Database from "better-sqlite3";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { newKeyId } from "../../src/keys/ids.js";
-import { issueApiKey } from "../../src/keys/secret.js";
 import { openDatabase } from "../../src/store/database.js";
 import { SqliteKeyRepository } from "../../src/store/sqlite-repository.js";
+import { newKey } from "../helpers/keys.js";
 import { testClock } from "../helpers/server.js";
 import { tempDir } from "../helpers/spawn.js";
-
-function newKey(name: string) {
-  const issued = issueApiKey("secret", "test");
-  return { keyId: newKeyId(), name, description: null, type: "secret" as const, environment: "test" as const, prefix: issued.prefix, hash: issued.hash, hashVersion: 1, expiresAt: null, scopes: [] };
-}
 
 /** Keys in a copy of the main database file alone, without its WAL: what checkpoints have copied back. */
 function keysInMainFile(path: string): number {

@@ -7,6 +7,7 @@ import { migrate, SchemaTooNewError } from "../../src/store/migrate.js";
 import { initial } from "../../src/store/migrations/010-initial.js";
 import { MIGRATIONS } from "../../src/store/migrations/index.js";
 import { SqliteKeyRepository } from "../../src/store/sqlite-repository.js";
+import { ONE_CALL_PER_TOOL } from "../helpers/rpc.js";
 import { startTestServer, testClock } from "../helpers/server.js";
 import { spawnClient, tempDir } from "../helpers/spawn.js";
 import { merchantToken, TEST_SECRET } from "../helpers/tokens.js";
@@ -14,7 +15,6 @@ import { merchantToken, TEST_SECRET } from "../helpers/tokens.js";
 const LATEST = MIGRATIONS.at(-1)!.version;
 /** A version after every real step, for steps made up by these tests. */
 const NEXT = LATEST + 10;
-const A_KEY_ID = "key_AAAAAAAAAAAAAAAAAAAA";
 
 /** Every schema object, in a stable order; the SQL too, so "unchanged" means byte for byte. */
 function schemaOf(db: Database.Database): { type: string; name: string; tbl_name: string; sql: string | null }[] {
@@ -225,17 +225,7 @@ describe("migrations (S1)", () => {
       API_KEYS_MCP_TOKEN: await merchantToken("m_future"),
     });
     try {
-      const calls: [string, Record<string, unknown>][] = [
-        ["create_api_key", { name: "x" }],
-        ["list_api_keys", {}],
-        ["get_api_key", { key_id: A_KEY_ID }],
-        ["update_api_key", { key_id: A_KEY_ID, name: "y" }],
-        ["delete_api_key", { key_id: A_KEY_ID }],
-        ["verify_api_key", { api_key: "sk_test_not-a-real-key" }],
-        ["rotate_api_key", { key_id: A_KEY_ID, grace_period: "1h" }],
-        ["list_audit_events", {}],
-      ];
-      for (const [tool, args] of calls) {
+      for (const [tool, args] of ONE_CALL_PER_TOOL) {
         const outcome = await server.call(tool, args);
         expect(outcome.ok, tool).toBe(false);
         if (outcome.ok) continue;
