@@ -14,7 +14,7 @@ import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js";
 import Database from "better-sqlite3";
 import { SignJWT } from "jose";
-import { encodeCursor } from "../src/store/cursor.js";
+import { createCursorCodec } from "../src/store/cursor.js";
 import { seedKeys } from "./seed.js";
 import { median, percentile } from "./stats.js";
 
@@ -115,6 +115,7 @@ async function main(): Promise<void> {
     const keyId = db.prepare("SELECT key_id FROM api_keys ORDER BY seq DESC LIMIT 1").pluck().get() as string;
     // A cursor 99,000 keys deep: the page after it is near the oldest end of the list.
     const deepSeq = db.prepare("SELECT seq FROM api_keys ORDER BY seq DESC LIMIT 1 OFFSET 99000").pluck().get() as number;
+    const cursors = createCursorCodec(db.prepare("SELECT value FROM store_meta WHERE name = 'cursor_key'").pluck().get() as Buffer);
     db.close();
 
     // get_api_key round trip against the no-op tool of the same shape, in alternating rounds.
@@ -132,7 +133,7 @@ async function main(): Promise<void> {
     // list_api_keys: a page deep in the list against the first page.
     const firstPage: number[] = [];
     const deepPage: number[] = [];
-    const deep = { limit: 20, cursor: encodeCursor("k", deepSeq) };
+    const deep = { limit: 20, cursor: cursors.encode("k", "merchant_bench", [deepSeq]) };
     for (let round = 0; round < ROUNDS; round++) {
       firstPage.push(...(await latencies(ours.client, "list_api_keys", { limit: 20 }, 100)));
       deepPage.push(...(await latencies(ours.client, "list_api_keys", deep, 100)));

@@ -1,6 +1,6 @@
 import { newKeyId } from "../src/keys/ids.js";
 import { issueApiKey } from "../src/keys/secret.js";
-import { openDatabase } from "../src/store/database.js";
+import { openDatabase } from "../src/store/sqlite/database.js";
 
 /**
  * Writes `count` real keys (real plaintexts, hashes and ids) for `tenantId` into the database at

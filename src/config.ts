@@ -26,6 +26,8 @@ export interface Config {
   auth?: AuthConfig;
   token: { value?: string; file?: string };
   rateLimits: { read: number; write: number; authFailures: number };
+  /** API_KEYS_MCP_AUDIT_KEY: when set, the audit hash chain is an HMAC chain under this key. */
+  auditKey?: Uint8Array;
 }
 
 /** A setting that keeps the server from answering; every call then gets ERR_CONFIG naming it. */
@@ -73,6 +75,7 @@ export function loadConfig(source: ConfigEnvironment): { config: Config; problem
     },
   };
 
+  config.auditKey = loadAuditKey(source, problems);
   const keyMaterial = loadKeyMaterial(source, problems);
   const rolePermissions = setting(
     "API_KEYS_MCP_ROLE_PERMISSIONS",
@@ -132,6 +135,36 @@ function defaultDataDirectory(env: Record<string, string | undefined>, platform:
   if (platform === "darwin") return join(homedir, "Library", "Application Support");
   const xdg = nonEmpty(env.XDG_DATA_HOME);
   return xdg !== undefined && isAbsolute(xdg) ? xdg : join(homedir, ".local", "share");
+}
+
+/**
+ * The audit key turns the audit log's hash chain into an HMAC chain: kept outside the database
+ * (in the environment or a file), it stops anyone who can write the database from recomputing
+ * a chain that verifies.
+ */
+function loadAuditKey(source: ConfigEnvironment, problems: ConfigProblem[]): Uint8Array | undefined {
+  const present = ["API_KEYS_MCP_AUDIT_KEY", "API_KEYS_MCP_AUDIT_KEY_FILE"].filter((name) => nonEmpty(source.env[name]) !== undefined);
+  if (present.length === 0) return undefined;
+  const variable = present[0]!;
+  if (present.length > 1) {
+    problems.push({ variable, message: "set only one of API_KEYS_MCP_AUDIT_KEY and API_KEYS_MCP_AUDIT_KEY_FILE, not both" });
+    return undefined;
+  }
+  let value = source.env[variable]!;
+  if (variable.endsWith("_FILE")) {
+    try {
+      value = source.readFile(value);
+    } catch {
+      problems.push({ variable, message: `${variable}: the file it names cannot be read` });
+      return undefined;
+    }
+  }
+  const key = new TextEncoder().encode(value.replace(/\r?\n$/, ""));
+  if (key.byteLength < SECRET_MIN_BYTES) {
+    problems.push({ variable, message: `${variable}: the audit key must be at least ${SECRET_MIN_BYTES} bytes` });
+    return undefined;
+  }
+  return key;
 }
 
 const KEY_SOURCES = [

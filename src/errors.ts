@@ -34,22 +34,12 @@ export class AppError extends Error {
   }
 }
 
-/** SQLite reports lock contention as SQLITE_BUSY (or an extended code such as SQLITE_BUSY_SNAPSHOT). */
-export function isBusyError(error: unknown): boolean {
-  const code = (error as { code?: unknown } | null)?.code;
-  return typeof code === "string" && (code.startsWith("SQLITE_BUSY") || code.startsWith("SQLITE_LOCKED"));
-}
-
-/** Any thrown value as an `AppError`; unknown failures become ERR_INTERNAL with a reference id. */
+/**
+ * Any thrown value as an `AppError`; unknown failures become ERR_INTERNAL with a reference id.
+ * Backends turn their own expected failures (a busy database) into AppErrors where they happen.
+ */
 export function toAppError(error: unknown, newReference: () => string): AppError {
   if (error instanceof AppError) return error;
-  if (isBusyError(error)) {
-    return new AppError(
-      "ERR_BUSY",
-      "The key store is busy (another process holds its lock). Nothing was changed; retry in a moment.",
-      { cause: error },
-    );
-  }
   const reference = newReference();
   return new AppError(
     "ERR_INTERNAL",

@@ -7,9 +7,9 @@ import type { Clock } from "./clock.js";
 import type { Config, ConfigProblem } from "./config.js";
 import { AppError } from "./errors.js";
 import type { Logger } from "./log.js";
-import { NativeModuleError, openDatabase } from "./store/database.js";
-import { SchemaTooNewError } from "./store/migrate.js";
-import { SqliteKeyRepository } from "./store/sqlite-repository.js";
+import { NativeModuleError, openDatabase } from "./store/sqlite/database.js";
+import { SchemaTooNewError } from "./store/sqlite/migrate.js";
+import { SqliteKeyRepository } from "./store/sqlite/repository.js";
 
 export interface ServiceOptions {
   config: Config;
@@ -50,8 +50,9 @@ export function createServices(options: ServiceOptions): ToolServices | AppError
     return new AppError("ERR_CONFIG", databaseProblem(error), { cause: error });
   }
 
-  const repository = new SqliteKeyRepository(db, clock, {
+  const repository = new SqliteKeyRepository(db, {
     checkpointEveryMs: 1000,
+    auditKey: config.auditKey,
     usageFlushMs: options.usageFlushMs,
     onUsageError: (error) => logger.warn("usage_flush_failed", { error }),
   });

@@ -1,11 +1,11 @@
 import { existsSync } from "node:fs";
 import Database from "better-sqlite3";
 import { systemClock, type Clock } from "./clock.js";
-import { judgeKey, lookupHash, type VerifyCode } from "./keys/verify.js";
+import { countUse, judgeKey, lookupHash, type VerifyCode } from "./keys/verify.js";
 import { toKeyView, type KeyView } from "./keys/view.js";
-import { openDatabase } from "./store/database.js";
-import { migrate } from "./store/migrate.js";
-import { SqliteKeyRepository } from "./store/sqlite-repository.js";
+import { openDatabase } from "./store/sqlite/database.js";
+import { migrate } from "./store/sqlite/migrate.js";
+import { SqliteKeyRepository } from "./store/sqlite/repository.js";
 
 export interface VerifierOptions {
   /** The server's database: a file path (which must exist), or an open better-sqlite3 handle. */
@@ -52,7 +52,7 @@ export function openVerifier(options: VerifierOptions): Verifier {
     throw new TypeError("openVerifier: options.db must be a file path or a better-sqlite3 Database");
   }
 
-  const repository = new SqliteKeyRepository(db, clock, { usageFlushMs: options.usageFlushMs, closeDatabase: ownsDb });
+  const repository = new SqliteKeyRepository(db, { usageFlushMs: options.usageFlushMs, closeDatabase: ownsDb });
   let closed = false;
   return {
     async verify(plaintext) {
@@ -62,9 +62,8 @@ export function openVerifier(options: VerifierOptions): Verifier {
       const hash = lookupHash(plaintext);
       if (hash === undefined) return { valid: false, code: "MALFORMED" };
       const now = clock();
-      const check = judgeKey(repository.lookupByHash(hash), now);
+      const check = countUse(judgeKey(repository.lookupByHash(hash), now), repository, now);
       if (!("record" in check)) return { valid: false, code: check.code };
-      if (check.code === "VALID") repository.recordUsage(check.record.keyId, now);
       return { valid: check.code === "VALID", code: check.code, key: toKeyView(check.record, now), merchant_id: check.record.tenantId };
     },
     async close() {

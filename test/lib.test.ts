@@ -8,8 +8,8 @@ import { generateApiKey } from "../src/keys/format.js";
 import { newKeyId } from "../src/keys/ids.js";
 import { issueApiKey } from "../src/keys/secret.js";
 import { openVerifier } from "../src/lib.js";
-import { openDatabase } from "../src/store/database.js";
-import { SqliteKeyRepository } from "../src/store/sqlite-repository.js";
+import { openDatabase } from "../src/store/sqlite/database.js";
+import { SqliteKeyRepository } from "../src/store/sqlite/repository.js";
 import { testClock } from "./helpers/server.js";
 import { tempDir } from "./helpers/spawn.js";
 
@@ -25,19 +25,19 @@ describe("openVerifier, the library export (V1)", () => {
     dir = tempDir();
     dbPath = join(dir.path, "keys.db");
     const clock = testClock(START);
-    const repository = new SqliteKeyRepository(openDatabase(dbPath), clock);
+    const repository = new SqliteKeyRepository(openDatabase(dbPath));
     keys = {};
     const add = async (label: string, tenantId: string, expiresAt: number | null = null, scopes: string[] = []) => {
       const issued = issueApiKey("secret", "live");
       const keyId = newKeyId();
-      await repository.createKey({ tenantId, subject: "setup" }, { keyId, name: label, description: null, type: "secret", environment: "live", prefix: issued.prefix, hash: issued.hash, hashVersion: 1, expiresAt, scopes });
+      await repository.createKey({ tenantId, subject: "setup" }, { keyId, name: label, description: null, type: "secret", environment: "live", prefix: issued.prefix, hash: issued.hash, hashVersion: 1, expiresAt, scopes }, clock());
       keys[label] = { id: keyId, plaintext: issued.plaintext };
     };
     await add("a", "merchant_a", null, ["payments:read"]);
     await add("b", "merchant_b");
     await add("expiring", "merchant_a", START + 30 * DAY);
     await add("revoked", "merchant_a");
-    await repository.revokeKey({ tenantId: "merchant_a", subject: "setup" }, keys.revoked!.id);
+    await repository.revokeKey({ tenantId: "merchant_a", subject: "setup" }, keys.revoked!.id, clock());
     await repository.close();
   });
   afterEach(() => dir.remove());
@@ -69,7 +69,9 @@ describe("openVerifier, the library export (V1)", () => {
     // A flush interval far beyond the test: only close() writes.
     const verifier = openVerifier({ db: dbPath, clock, usageFlushMs: 3_600_000 });
     const reader = new Database(dbPath, { readonly: true });
-    const usage = reader.prepare("SELECT usage_count AS count, last_used_at AS last FROM api_keys WHERE key_id = ?");
+    const usage = reader.prepare(
+      "SELECT COALESCE(u.usage_count, 0) AS count, u.last_used_at AS last FROM api_keys k LEFT JOIN key_usage u ON u.key_seq = k.seq WHERE k.key_id = ?",
+    );
     try {
       for (let i = 1; i <= 100; i++) {
         clock.set(START + i);
@@ -89,8 +91,8 @@ describe("openVerifier, the library export (V1)", () => {
     const verifier = openVerifier({ db: dbPath, clock: testClock(START) });
     try {
       expect((await verifier.verify(keys.a!.plaintext)).code).toBe("VALID");
-      const server = new SqliteKeyRepository(openDatabase(dbPath), testClock(START));
-      await server.revokeKey({ tenantId: "merchant_a", subject: "admin" }, keys.a!.id);
+      const server = new SqliteKeyRepository(openDatabase(dbPath));
+      await server.revokeKey({ tenantId: "merchant_a", subject: "admin" }, keys.a!.id, START);
       await server.close();
       expect((await verifier.verify(keys.a!.plaintext)).code).toBe("REVOKED");
     } finally {
@@ -104,7 +106,7 @@ describe("openVerifier, the library export (V1)", () => {
     expect((await verifier.verify(keys.b!.plaintext)).code).toBe("VALID");
     await verifier.close();
     expect(db.open).toBe(true);
-    expect(db.prepare("SELECT usage_count FROM api_keys WHERE key_id = ?").pluck().get(keys.b!.id)).toBe(1);
+    expect(db.prepare("SELECT u.usage_count FROM key_usage u JOIN api_keys k ON k.seq = u.key_seq WHERE k.key_id = ?").pluck().get(keys.b!.id)).toBe(1);
     db.close();
   });
 

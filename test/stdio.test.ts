@@ -214,7 +214,7 @@ describe("stdio server, black box (L1, C1, E3)", () => {
     const db = new Database(dbPath, { readonly: true });
     try {
       expect(db.prepare("SELECT COUNT(*) FROM api_keys").pluck().get()).toBe(1);
-      expect(db.prepare("SELECT usage_count, last_used_at IS NOT NULL AS used FROM api_keys").get()).toEqual({ usage_count: 1, used: 1 });
+      expect(db.prepare("SELECT usage_count, last_used_at IS NOT NULL AS used FROM key_usage").get()).toEqual({ usage_count: 1, used: 1 });
     } finally {
       db.close();
     }

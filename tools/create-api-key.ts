@@ -12,7 +12,7 @@ export const STORE_NOW_NOTICE =
   "Store this API key now: the api_key value below is shown only in this result and can never be retrieved again. " +
   "Give it to the user for their secret manager and do not repeat it elsewhere. If it is lost, create a new key and revoke this one.";
 
-/** T1: creates a key; the only place (with rotation, later) where a plaintext key is returned. */
+/** Creates a key; with rotation, the only place where a plaintext key is returned. */
 export const registerCreateApiKeyTool = defineTool({
   name: "create_api_key",
   title: "Create API key",
@@ -50,7 +50,7 @@ export const registerCreateApiKeyTool = defineTool({
       hashVersion: issued.hashVersion,
       expiresAt,
       scopes: args.scopes,
-    });
+    }, now);
     return {
       output: { key: toKeyView(record, now), api_key: issued.plaintext },
       notice: STORE_NOW_NOTICE,

@@ -17,7 +17,7 @@ export const registerDeleteApiKeyTool = defineTool({
   output: { key: keyViewSchema },
   annotations: { readOnlyHint: false, destructiveHint: true, idempotentHint: true },
   async run(args, { principal, repository, now }) {
-    const result = await repository.revokeKey(principal, args.key_id);
+    const result = await repository.revokeKey(principal, args.key_id, now);
     if (!result.ok) throw keyNotFound(args.key_id);
     return { output: { key: toKeyView(result.key, now) } };
   },

@@ -40,7 +40,7 @@ export const registerListApiKeysTool = defineTool({
   async run(args, { principal, repository, now }) {
     const { expires_within, ...filters } = args;
     const expiresWithinMs = expires_within === undefined ? undefined : parseDuration(expires_within);
-    const page = await repository.listKeys(principal.tenantId, { ...filters, expiresWithinMs });
+    const page = await repository.listKeys(principal.tenantId, { ...filters, expiresWithinMs, now });
     return { output: { keys: page.keys.map((record) => toKeyView(record, now)), next_cursor: page.nextCursor } };
   },
 });

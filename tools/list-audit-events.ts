@@ -1,7 +1,7 @@
 import * as z from "zod";
 import { AppError } from "../src/errors.js";
 import { isoTime } from "../src/keys/iso-time.js";
-import { AUDIT_ACTIONS } from "../src/store/audit.js";
+import { AUDIT_ACTIONS } from "../src/audit/events.js";
 import { defineTool } from "./define-tool.js";
 import { keyIdField } from "./schemas.js";
 

@@ -66,7 +66,7 @@ export const registerRotateApiKeyTool = defineTool({
       graceMs,
       expiresAt,
       scopes: args.scopes,
-    });
+    }, now);
     if (!result.ok) {
       if (result.reason === "NOT_FOUND") throw keyNotFound(args.key_id);
       if (result.reason === "REVOKED") throw revoked(args.key_id);

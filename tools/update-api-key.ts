@@ -1,7 +1,7 @@
 import { AppError } from "../src/errors.js";
 import { resolveExpiration } from "../src/keys/expiration.js";
 import { toKeyView } from "../src/keys/view.js";
-import type { KeyPatch } from "../src/store/repository.js";
+import type { KeyPatch } from "../src/keys/record.js";
 import { defineTool } from "./define-tool.js";
 import { refuseSecretsIn } from "./no-secrets.js";
 import { keyNotFound } from "./get-api-key.js";
@@ -14,7 +14,7 @@ export const registerUpdateApiKeyTool = defineTool({
   description:
     "Change an API key's name, description, expiration or scopes. The key id and the secret stay the same, so nothing using the key breaks. " +
     "Pass only the fields to change (at least one); description null clears it; expiration can extend or shorten the key's life. " +
-    "A revoked key cannot be updated (ERR_CONFLICT). Requires api_keys:write. Idempotent: repeating the same change changes nothing more.",
+    "A revoked key cannot be updated, and a key replaced by rotation cannot be given a later expiration (ERR_CONFLICT). Requires api_keys:write. Idempotent: repeating the same change changes nothing more.",
   permission: "api_keys:write",
   input: {
     key_id: keyIdField,
@@ -36,8 +36,15 @@ export const registerUpdateApiKeyTool = defineTool({
     if (args.expiration !== undefined) patch.expiresAt = resolveExpiration(args.expiration, now);
     if (args.scopes !== undefined) patch.scopes = args.scopes;
 
-    const result = await repository.updateKey(principal, args.key_id, patch);
+    const result = await repository.updateKey(principal, args.key_id, patch, now);
     if (!result.ok && result.reason === "NOT_FOUND") throw keyNotFound(args.key_id);
+    if (!result.ok && result.reason === "ROTATED") {
+      throw new AppError(
+        "ERR_CONFLICT",
+        `API key ${args.key_id} was replaced by rotation (by ${result.rotatedTo}): its expiration can be brought forward, never moved later. ` +
+          `Use ${result.rotatedTo} instead, or revoke ${args.key_id} to stop it now.`,
+      );
+    }
     if (!result.ok) {
       throw new AppError("ERR_CONFLICT", `API key ${args.key_id} is revoked and can no longer be changed. Create a new key if one is needed.`);
     }

@@ -1,7 +1,7 @@
 import type { Clock } from "../clock.js";
 import { AppError, type ErrorCode } from "../errors.js";
 import type { Logger } from "../log.js";
-import type { Denial } from "../store/repository.js";
+import type { Denial } from "../audit/events.js";
 import { principalFromClaims, type Permission, type Principal, type PrincipalOptions } from "./principal.js";
 import { RateLimiter } from "./rate-limit.js";
 import type { VerifyToken } from "./verifier.js";
@@ -28,6 +28,16 @@ export interface AuthorizerOptions extends PrincipalOptions {
 
 type Authentication = { ok: true; principal: Principal } | { ok: false; error: AppError; actor: string | null };
 
+/**
+ * Denials recorded in the audit log per caller and minute (and at most this many at once). A
+ * caller refused again and again would otherwise add a row per call for as long as it keeps
+ * calling; past the bound, denials are counted, and the next one recorded says how many were
+ * left out.
+ */
+const DENIALS_RECORDED_PER_MINUTE = 5;
+/** Callers whose left-out denials are counted at once; the oldest count is dropped first. */
+const OMITTED_COUNTS_KEPT = 10_000;
+
 /** Verified tokens remembered at once; each entry also ends at the token's `exp`. */
 const VERIFIED_CACHE_SIZE = 1024;
 
@@ -42,6 +52,8 @@ export class Authorizer {
   readonly #options: AuthorizerOptions;
   readonly #limiters: Record<"read" | "write" | "failures", RateLimiter>;
   readonly #verified = new Map<string, { principal: Principal; expiresAt: number }>();
+  readonly #denials: RateLimiter;
+  readonly #omitted = new Map<string, number>();
 
   constructor(options: AuthorizerOptions) {
     this.#options = options;
@@ -50,6 +62,7 @@ export class Authorizer {
       write: new RateLimiter(options.limits.write, options.clock),
       failures: new RateLimiter(options.limits.authFailures, options.clock),
     };
+    this.#denials = new RateLimiter(DENIALS_RECORDED_PER_MINUTE, options.clock);
   }
 
   async authorize(request: AuthorizeRequest): Promise<Principal> {
@@ -106,11 +119,21 @@ export class Authorizer {
   }
 
   async #audit(request: AuthorizeRequest, reason: ErrorCode, tenantId: string | null, actor: string | null): Promise<void> {
+    const caller = `${tenantId ?? ""}\u0000${actor ?? ""}`;
+    const omitted = this.#omitted.get(caller) ?? 0;
+    if (!this.#denials.take(caller).ok) {
+      this.#omitted.delete(caller);
+      if (this.#omitted.size >= OMITTED_COUNTS_KEPT) this.#omitted.delete(this.#omitted.keys().next().value!);
+      this.#omitted.set(caller, omitted + 1);
+      return;
+    }
+    this.#omitted.delete(caller);
     try {
-      await this.#options.recordDenial({ tool: request.tool, reason, tenantId, actor, keyId: request.keyId ?? null });
+      const at = this.#options.clock();
+      await this.#options.recordDenial({ tool: request.tool, reason, tenantId, actor, keyId: request.keyId ?? null, at, ...(omitted ? { omitted } : {}) });
     } catch (error) {
       // The caller gets the denial either way; a lost audit row must at least reach the log.
-      this.#options.logger.error("audit_write_failed", { tool: request.tool, reason, error });
+      this.#options.logger.error("audit_write_failed", { tool: request.tool, reason, omitted, error });
     }
   }
 }

@@ -1,24 +1,34 @@
 import { parseArgs } from "node:util";
 import Database from "better-sqlite3";
 import { loadConfig } from "../config.js";
-import { verifyAuditChain } from "../store/audit-chain.js";
-import { checkSchemaVersion } from "../store/migrate.js";
-import { lifecycle } from "../store/migrations/020-lifecycle.js";
+import { verifySqliteAuditChain } from "../store/sqlite/audit-chain.js";
+import { checkSchemaVersion } from "../store/sqlite/migrate.js";
+import { scaleAndHardening } from "../store/sqlite/migrations/030-scale-and-hardening.js";
 import type { Io } from "./io.js";
 
-const AUDIT_HELP = `Usage: api-keys-mcp audit verify [--db <path>]
+const AUDIT_HELP = `Usage: api-keys-mcp audit verify [--db <path>] [--expect-head <hash>]
 
 Checks the audit log's hash chain: every row's hash must match its content and the
-row before it. Prints the number of rows checked and the head hash (keep it somewhere
-else to detect rows cut off the end later). Exits 0 when the chain is intact, 1 naming
-the first broken row, 2 when the database cannot be read.
+row before it. Prints the number of rows checked and the head hash. Exits 0 when the
+chain is intact, 1 naming the first broken row, 2 when the database cannot be read or
+the chain cannot be checked.
+
+A chain that ends where it should cannot show that rows were cut off its end: keep the
+head hash it prints somewhere else (a ticket, a log shipped off the machine), and pass
+it later with --expect-head; the check then fails unless that row is still in the chain.
+When the server runs with API_KEYS_MCP_AUDIT_KEY, rows are chained with an HMAC under it,
+which someone able to write the database cannot recompute: give the same key here.
 
 Options:
-  --db <path>   the database (default: API_KEYS_MCP_DB, else the per-user default)
-  -h, --help    show this help
+  --db <path>            the database (default: API_KEYS_MCP_DB, else the per-user default)
+  --expect-head <hash>   a head hash printed by an earlier run; it must still be in the chain
+  -h, --help             show this help
+
+Environment:
+  API_KEYS_MCP_AUDIT_KEY, API_KEYS_MCP_AUDIT_KEY_FILE   the audit key, if the server uses one
 `;
 
-/** S4: `api-keys-mcp audit verify`. Opens the database read-only. Returns the exit code. */
+/** `api-keys-mcp audit verify`. Opens the database read-only. Returns the exit code. */
 export async function auditCommand(args: string[], io: Io): Promise<number> {
   const fail = (message: string) => {
     io.stderr.write(`api-keys-mcp audit: ${message}\n`);
@@ -26,7 +36,12 @@ export async function auditCommand(args: string[], io: Io): Promise<number> {
   };
   let parsed;
   try {
-    parsed = parseArgs({ args, options: { db: { type: "string" }, help: { type: "boolean", short: "h" } }, allowPositionals: true, strict: true });
+    parsed = parseArgs({
+      args,
+      options: { db: { type: "string" }, "expect-head": { type: "string" }, help: { type: "boolean", short: "h" } },
+      allowPositionals: true,
+      strict: true,
+    });
   } catch (error) {
     return fail(`${(error as Error).message}\n\n${AUDIT_HELP}`);
   }
@@ -35,10 +50,14 @@ export async function auditCommand(args: string[], io: Io): Promise<number> {
     return 0;
   }
   if (parsed.positionals.join(" ") !== "verify") return fail(`expected "audit verify"\n\n${AUDIT_HELP}`);
+  const expectHead = parsed.values["expect-head"];
+  if (expectHead !== undefined && !/^[0-9a-f]{64}$/.test(expectHead)) return fail("--expect-head takes a head hash as printed by audit verify (64 hex digits)");
 
+  const { config, problems } = loadConfig({ env: io.env, platform: io.platform, homedir: io.homedir, readFile: io.readFileSync });
+  const keyProblem = problems.find((problem) => problem.variable.startsWith("API_KEYS_MCP_AUDIT_KEY"));
+  if (keyProblem) return fail(keyProblem.message);
   let path = parsed.values.db;
   if (path === undefined) {
-    const { config, problems } = loadConfig({ env: io.env, platform: io.platform, homedir: io.homedir, readFile: io.readFileSync });
     const dbProblem = problems.find((problem) => problem.variable === "API_KEYS_MCP_DB");
     if (dbProblem) return fail(dbProblem.message);
     path = config.dbPath;
@@ -51,15 +70,19 @@ export async function auditCommand(args: string[], io: Io): Promise<number> {
     return fail(`cannot open ${path}: ${(error as Error).message}`);
   }
   try {
-    if (checkSchemaVersion(db) < lifecycle.version) return fail(`${path} has no audit chain yet; start the server once to upgrade it`);
-    const result = verifyAuditChain(db);
+    if (checkSchemaVersion(db) < scaleAndHardening.version) return fail(`${path} has an older schema; start the server once to upgrade it`);
+    const result = verifySqliteAuditChain(db, { auditKey: config.auditKey, expectHead });
     if (result.ok) {
-      io.stdout.write(`audit chain intact: ${result.rows} rows checked; head hash ${result.head}\n`);
+      const unkeyed = config.auditKey && result.unkeyed > 0 ? `; the first ${result.unkeyed} rows were chained before the audit key was set` : "";
+      io.stdout.write(`audit chain intact: ${result.rows} rows checked; head hash ${result.head}${expectHead ? "; the expected head is in the chain" : ""}${unkeyed}\n`);
       return 0;
     }
-    io.stdout.write(
-      `audit chain BROKEN at row ${result.seq} (event ${result.eventId}): ${result.problem}; ${result.rows} rows checked\n`,
-    );
+    if (result.kind === "key-required") return fail(`the chain cannot be checked after ${result.rows - 1} rows: ${result.problem}`);
+    if (result.kind === "cut") {
+      io.stdout.write(`audit chain BROKEN: ${result.problem}; ${result.rows} rows checked\n`);
+      return 1;
+    }
+    io.stdout.write(`audit chain BROKEN at row ${result.seq} (event ${result.eventId}): ${result.problem}; ${result.rows} rows checked\n`);
     return 1;
   } catch (error) {
     return fail((error as Error).message);

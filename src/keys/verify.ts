@@ -1,5 +1,5 @@
-import type { KeyRecord, KeyRepository } from "../store/repository.js";
 import { parseApiKey } from "./format.js";
+import type { KeyRecord } from "./record.js";
 import { hashApiKey } from "./secret.js";
 import { keyStatus } from "./view.js";
 
@@ -26,19 +26,29 @@ export function judgeKey(record: KeyRecord | undefined, now: number, tenantId?: 
   return { code: "VALID", record };
 }
 
+/** What the check needs from a store. */
+export interface KeyLookup {
+  findKeyByHash(hash: string): Promise<KeyRecord | undefined>;
+  recordUsage(key: KeyRecord, at: number): void;
+}
+
+/**
+ * Counts a use of a VALID key, and returns the key as it is after that use: the verdict shows
+ * the use it counted, not the key as it was before.
+ */
+export function countUse(check: KeyCheck, lookup: Pick<KeyLookup, "recordUsage">, now: number): KeyCheck {
+  if (check.code !== "VALID") return check;
+  lookup.recordUsage(check.record, now);
+  const { record } = check;
+  return { code: "VALID", record: { ...record, usageCount: record.usageCount + 1, lastUsedAt: Math.max(now, record.lastUsedAt ?? now) } };
+}
+
 /**
  * The whole check, as `verify_api_key` makes it through the repository: one indexed lookup by
  * hash, and a VALID key counts one use (batched by the repository, never a write here).
  */
-export async function checkApiKey(
-  plaintext: string,
-  repository: Pick<KeyRepository, "findKeyByHash" | "recordUsage">,
-  now: number,
-  tenantId?: string,
-): Promise<KeyCheck> {
+export async function checkApiKey(plaintext: string, lookup: KeyLookup, now: number, tenantId?: string): Promise<KeyCheck> {
   const hash = lookupHash(plaintext);
   if (hash === undefined) return { code: "MALFORMED" };
-  const check = judgeKey(await repository.findKeyByHash(hash), now, tenantId);
-  if (check.code === "VALID") repository.recordUsage(check.record.keyId, now);
-  return check;
+  return countUse(judgeKey(await lookup.findKeyByHash(hash), now, tenantId), lookup, now);
 }

@@ -1,4 +1,4 @@
-import type { KeyRecord } from "../store/repository.js";
+import type { KeyRecord } from "./record.js";
 import { toIso } from "./expiration.js";
 import { isoTime } from "./iso-time.js";
 import type { Environment, KeyType } from "./format.js";

@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from "vitest";
-import { GENESIS_HASH, type StoredRow } from "../../src/store/audit-chain.js";
+import { GENESIS_HASH, type StoredRow } from "../../src/audit/chain.js";
 import { rows } from "../helpers/db.js";
 import { startTestServer, testClock, type CallOutcome, type TestServer } from "../helpers/server.js";
 import { hyperswitchSinglePurposeToken, merchantToken, signToken } from "../helpers/tokens.js";
@@ -193,6 +193,7 @@ describe("denials are audited (S3)", () => {
       changes: null,
       prev_hash: GENESIS_HASH,
       hash: row.hash,
+      hash_alg: "sha256",
     });
     expect(row.event_id).toMatch(/^evt_[0-9A-Za-z]{20}$/);
     expect(row.hash).toMatch(/^[0-9a-f]{64}$/);

@@ -1,6 +1,6 @@
 import { newKeyId } from "../../src/keys/ids.js";
 import { issueApiKey } from "../../src/keys/secret.js";
-import type { NewKey } from "../../src/store/repository.js";
+import type { NewKey } from "../../src/keys/record.js";
 
 /** A new secret test key with a real id and hash, for writing through the repository directly. */
 export function newKey(name: string): NewKey {

@@ -5,10 +5,11 @@ import type Database from "better-sqlite3";
 import { readFileHead } from "../../src/auth/token-source.js";
 import { DEFAULT_JWKS_TIMINGS, type JwksTimings } from "../../src/auth/verifier.js";
 import { loadConfig } from "../../src/config.js";
+import { AppError } from "../../src/errors.js";
 import { createLogger } from "../../src/log.js";
 import { createServer } from "../../src/server.js";
 import { createServices } from "../../src/services.js";
-import { openDatabase } from "../../src/store/database.js";
+import { openDatabase } from "../../src/store/sqlite/database.js";
 import { TEST_SECRET } from "./tokens.js";
 
 /** A clock tests move by hand. Starts at the real time, so tokens minted now are valid. */
@@ -45,6 +46,8 @@ export interface TestServer {
   /** Every stderr log line, as written. */
   rawLogs: string[];
   call(name: string, args?: Record<string, unknown>): Promise<CallOutcome>;
+  /** Writes the key uses the server has counted but not yet written. */
+  flushUsage(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -98,6 +101,9 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
     },
     rawLogs,
     call: (name, args = {}) => callTool(client, name, args),
+    flushUsage: async () => {
+      if (!(services instanceof AppError)) await services.repository.flushUsage();
+    },
     async close() {
       await client.close();
       await close();

@@ -2,16 +2,17 @@ import { existsSync } from "node:fs";
 import { join } from "node:path";
 import Database from "better-sqlite3";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { auditHash, GENESIS_HASH, verifyAuditChain } from "../../src/store/audit-chain.js";
-import { openDatabase } from "../../src/store/database.js";
-import { migrate } from "../../src/store/migrate.js";
-import { initial } from "../../src/store/migrations/010-initial.js";
-import { MIGRATIONS } from "../../src/store/migrations/index.js";
-import { SqliteKeyRepository } from "../../src/store/sqlite-repository.js";
+import { auditHash, GENESIS_HASH } from "../../src/audit/chain.js";
+import { verifySqliteAuditChain } from "../../src/store/sqlite/audit-chain.js";
+import { openDatabase } from "../../src/store/sqlite/database.js";
+import { migrate } from "../../src/store/sqlite/migrate.js";
+import { initial } from "../../src/store/sqlite/migrations/010-initial.js";
+import { MIGRATIONS } from "../../src/store/sqlite/migrations/index.js";
+import { SqliteKeyRepository } from "../../src/store/sqlite/repository.js";
 import { newKeyId } from "../../src/keys/ids.js";
 import { issueApiKey } from "../../src/keys/secret.js";
 import { newKey } from "../helpers/keys.js";
-import { testClock } from "../helpers/server.js";
+
 import { runCommand, tempDir } from "../helpers/spawn.js";
 
 const ALICE = { tenantId: "merchant_a", subject: "alice" };
@@ -19,15 +20,15 @@ const BOB = { tenantId: "merchant_b", subject: "bob" };
 
 /** Eight audited events of every kind, written through the real repository. */
 async function writeHistory(repository: SqliteKeyRepository): Promise<void> {
-  const one = await repository.createKey(ALICE, newKey("one"));
-  const two = await repository.createKey(ALICE, newKey("two"));
-  await repository.createKey(BOB, newKey("three"));
-  await repository.updateKey(ALICE, one.keyId, { name: "one, renamed", scopes: ["payments:read"] });
+  const one = await repository.createKey(ALICE, newKey("one"), Date.now());
+  const two = await repository.createKey(ALICE, newKey("two"), Date.now());
+  await repository.createKey(BOB, newKey("three"), Date.now());
+  await repository.updateKey(ALICE, one.keyId, { name: "one, renamed", scopes: ["payments:read"] }, Date.now());
   const issued = issueApiKey("secret", "test");
-  await repository.rotateKey(ALICE, two.keyId, { keyId: newKeyId(), prefix: issued.prefix, hash: issued.hash, hashVersion: 1, graceMs: 0 });
-  await repository.revokeKey(ALICE, one.keyId);
-  await repository.recordDenial({ tool: "create_api_key", reason: "ERR_AUTH_INVALID", tenantId: null, actor: null, keyId: null });
-  await repository.recordDenial({ tool: "delete_api_key", reason: "ERR_FORBIDDEN", tenantId: "merchant_a", actor: "rita", keyId: one.keyId });
+  await repository.rotateKey(ALICE, two.keyId, { keyId: newKeyId(), prefix: issued.prefix, hash: issued.hash, hashVersion: 1, graceMs: 0 }, Date.now());
+  await repository.revokeKey(ALICE, one.keyId, Date.now());
+  await repository.recordDenial({ at: Date.now(), tool: "create_api_key", reason: "ERR_AUTH_INVALID", tenantId: null, actor: null, keyId: null });
+  await repository.recordDenial({ at: Date.now(), tool: "delete_api_key", reason: "ERR_FORBIDDEN", tenantId: "merchant_a", actor: "rita", keyId: one.keyId });
 }
 
 describe("audit hash chain (S4)", () => {
@@ -37,7 +38,7 @@ describe("audit hash chain (S4)", () => {
   beforeEach(async () => {
     dir = tempDir();
     dbPath = join(dir.path, "audit.db");
-    const repository = new SqliteKeyRepository(openDatabase(dbPath), testClock());
+    const repository = new SqliteKeyRepository(openDatabase(dbPath));
     await writeHistory(repository);
     await repository.close();
   });
@@ -54,7 +55,7 @@ describe("audit hash chain (S4)", () => {
   function verify() {
     const db = new Database(dbPath, { readonly: true });
     try {
-      return verifyAuditChain(db);
+      return verifySqliteAuditChain(db);
     } finally {
       db.close();
     }
@@ -72,7 +73,7 @@ describe("audit hash chain (S4)", () => {
       expect(row.hash).toMatch(/^[0-9a-f]{64}$/);
       previous = row.hash as string;
     }
-    expect(verify()).toEqual({ ok: true, rows: 8, head: previous });
+    expect(verify()).toEqual({ ok: true, rows: 8, head: previous, unkeyed: 8 });
   });
 
   it("`audit verify` prints the rows checked and exits 0 on an intact chain", async () => {
@@ -94,8 +95,8 @@ describe("audit hash chain (S4)", () => {
   ])("finds %s at the right row, and `audit verify` exits 1 naming it", async (_label, sql, brokenSeq, problem) => {
     tamper(sql);
     const result = verify();
-    expect(result.ok).toBe(false);
-    if (result.ok) return;
+    expect(result).toMatchObject({ ok: false, kind: "broken" });
+    if (result.ok || result.kind !== "broken") return;
     expect(result.seq).toBe(brokenSeq);
     expect(result.problem).toMatch(problem);
 
@@ -115,11 +116,11 @@ describe("audit hash chain (S4)", () => {
   });
 
   it("keeps one chain across two connections writing in turn (as two processes would)", async () => {
-    const first = new SqliteKeyRepository(openDatabase(dbPath), testClock());
-    const second = new SqliteKeyRepository(openDatabase(dbPath), testClock());
+    const first = new SqliteKeyRepository(openDatabase(dbPath));
+    const second = new SqliteKeyRepository(openDatabase(dbPath));
     for (let i = 0; i < 5; i++) {
-      await first.createKey(ALICE, newKey(`first ${i}`));
-      await second.createKey(BOB, newKey(`second ${i}`));
+      await first.createKey(ALICE, newKey(`first ${i}`), Date.now());
+      await second.createKey(BOB, newKey(`second ${i}`), Date.now());
     }
     await first.close();
     await second.close();
@@ -147,19 +148,19 @@ describe("the chain under batched writes", () => {
     try {
       const path = join(dir.path, "batched.db");
       // Two repositories on one file: two writers, as two server processes would be.
-      const first = new SqliteKeyRepository(openDatabase(path), testClock());
-      const second = new SqliteKeyRepository(openDatabase(path), testClock());
+      const first = new SqliteKeyRepository(openDatabase(path));
+      const second = new SqliteKeyRepository(openDatabase(path));
       try {
         for (let round = 0; round < 5; round++) {
           const taken = newKey("taken");
-          await first.createKey(ALICE, taken);
+          await first.createKey(ALICE, taken, Date.now());
           // One batch per connection per turn, interleaved; in the first connection's batch a
           // create reuses a key id, so that batch rolls back and each of its writes runs alone.
           const outcomes = await Promise.allSettled([
-            ...Array.from({ length: 4 }, (_, i) => first.createKey(ALICE, newKey(`a${round}-${i}`))),
-            first.createKey(ALICE, { ...newKey("duplicate"), keyId: taken.keyId }),
-            ...Array.from({ length: 4 }, (_, i) => second.createKey(BOB, newKey(`b${round}-${i}`))),
-            first.recordDenial({ tool: "get_api_key", reason: "ERR_FORBIDDEN", tenantId: "merchant_a", actor: "rita", keyId: null }),
+            ...Array.from({ length: 4 }, (_, i) => first.createKey(ALICE, newKey(`a${round}-${i}`), Date.now())),
+            first.createKey(ALICE, { ...newKey("duplicate"), keyId: taken.keyId }, Date.now()),
+            ...Array.from({ length: 4 }, (_, i) => second.createKey(BOB, newKey(`b${round}-${i}`), Date.now())),
+            first.recordDenial({ at: Date.now(), tool: "get_api_key", reason: "ERR_FORBIDDEN", tenantId: "merchant_a", actor: "rita", keyId: null }),
           ]);
           expect(outcomes.filter((outcome) => outcome.status === "rejected")).toHaveLength(1);
         }
@@ -171,7 +172,7 @@ describe("the chain under batched writes", () => {
       try {
         // 5 rounds × (1 + 4 + 4 creates + 1 denial); the failed create left no row.
         expect(db.prepare("SELECT COUNT(*) FROM audit_events").pluck().get()).toBe(50);
-        expect(verifyAuditChain(db)).toMatchObject({ ok: true, rows: 50 });
+        expect(verifySqliteAuditChain(db)).toMatchObject({ ok: true, rows: 50 });
       } finally {
         db.close();
       }
@@ -191,7 +192,7 @@ describe("migration 020 chains the rows written before it", () => {
     for (let i = 0; i < 5; i++) insert.run(`evt_old${i}`, 1000 + i, `key_old${i}`);
 
     expect(migrate(db)).toEqual({ from: 10, to: MIGRATIONS.at(-1)!.version });
-    expect(verifyAuditChain(db)).toMatchObject({ ok: true, rows: 5 });
+    expect(verifySqliteAuditChain(db)).toMatchObject({ ok: true, rows: 5 });
     expect(() => db.exec("UPDATE audit_events SET actor = 'x'")).toThrow(/append-only/);
     expect(() => db.exec("DELETE FROM audit_events")).toThrow(/append-only/);
     db.close();

@@ -2,10 +2,10 @@ import { copyFileSync, readdirSync, readlinkSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import Database from "better-sqlite3";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { openDatabase } from "../../src/store/database.js";
-import { SqliteKeyRepository } from "../../src/store/sqlite-repository.js";
+import { openDatabase } from "../../src/store/sqlite/database.js";
+import { SqliteKeyRepository } from "../../src/store/sqlite/repository.js";
 import { newKey } from "../helpers/keys.js";
-import { testClock } from "../helpers/server.js";
+
 import { tempDir } from "../helpers/spawn.js";
 
 /** Keys in a copy of the main database file alone, without its WAL: what checkpoints have copied back. */
@@ -39,12 +39,12 @@ describe("WAL checkpoints on a timer", () => {
     const db = openDatabase(path);
     // The schema into the main file first, so that the copy below can be read at all.
     db.pragma("wal_checkpoint(TRUNCATE)");
-    const repository = new SqliteKeyRepository(db, testClock(), { checkpointEveryMs: 20 });
+    const repository = new SqliteKeyRepository(db, { checkpointEveryMs: 20 });
     try {
       expect(db.pragma("wal_autocheckpoint", { simple: true })).toBe(50_000);
       expect(db.pragma("journal_size_limit", { simple: true })).toBe(64 * 1024 * 1024);
       expect(keysInMainFile(path)).toBe(0);
-      for (let i = 0; i < 20; i++) await repository.createKey({ tenantId: "m", subject: "s" }, newKey(`k${i}`));
+      for (let i = 0; i < 20; i++) await repository.createKey({ tenantId: "m", subject: "s" }, newKey(`k${i}`), Date.now());
       // Bounded wait for the timer's next rounds: 20 keys are far below the automatic threshold.
       const deadline = Date.now() + 5000;
       while (keysInMainFile(path) < 20 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
@@ -65,15 +65,15 @@ describe("WAL checkpoints on a timer", () => {
         }
       }).length;
     const db = openDatabase(path);
-    const repository = new SqliteKeyRepository(db, testClock(), { checkpointEveryMs: 60_000 });
+    const repository = new SqliteKeyRepository(db, { checkpointEveryMs: 60_000 });
     const sqliteHandles = walHandles();
     try {
-      await repository.createKey({ tenantId: "m", subject: "s" }, newKey("first"));
+      await repository.createKey({ tenantId: "m", subject: "s" }, newKey("first"), Date.now());
       // Bounded wait for the pre-flush (every 100 ms) to open the WAL beside SQLite.
       const deadline = Date.now() + 5000;
       while (walHandles() === sqliteHandles && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
       expect(walHandles()).toBe(sqliteHandles + 1);
-      for (let i = 0; i < 50; i++) await repository.createKey({ tenantId: "m", subject: "s" }, newKey(`k${i}`));
+      for (let i = 0; i < 50; i++) await repository.createKey({ tenantId: "m", subject: "s" }, newKey(`k${i}`), Date.now());
       expect(db.prepare("SELECT COUNT(*) FROM api_keys").pluck().get()).toBe(51);
     } finally {
       await repository.close();

@@ -1,7 +1,7 @@
 import { existsSync, mkdirSync, readdirSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { NativeModuleError, openDatabase } from "../../src/store/database.js";
+import { NativeModuleError, openDatabase } from "../../src/store/sqlite/database.js";
 import { startTestServer, type CallOutcome } from "../helpers/server.js";
 import { spawnClient, tempDir, type SpawnedClient } from "../helpers/spawn.js";
 import { merchantToken, TEST_SECRET } from "../helpers/tokens.js";

@@ -4,11 +4,12 @@ import { AppError } from "../../src/errors.js";
 import type { Environment, KeyType } from "../../src/keys/format.js";
 import { newKeyId } from "../../src/keys/ids.js";
 import { issueApiKey } from "../../src/keys/secret.js";
-import { GENESIS_HASH } from "../../src/store/audit-chain.js";
-import { encodeCursor } from "../../src/store/cursor.js";
-import { openDatabase } from "../../src/store/database.js";
-import type { Actor, KeyRecord, KeyRepository, ListKeysQuery, NewKey, Rotation } from "../../src/store/repository.js";
-import { SqliteKeyRepository } from "../../src/store/sqlite-repository.js";
+import { GENESIS_HASH } from "../../src/audit/chain.js";
+import type { Actor } from "../../src/audit/events.js";
+import type { KeyRecord, NewKey, Rotation } from "../../src/keys/record.js";
+import { openDatabase } from "../../src/store/sqlite/database.js";
+import type { KeyRepository, ListKeysQuery } from "../../src/store/repository.js";
+import { SqliteKeyRepository } from "../../src/store/sqlite/repository.js";
 import { testClock, type TestClock } from "../helpers/server.js";
 
 /** 2030-01-01T00:00:00.000Z: a fixed start, so every timestamp below is exact. */
@@ -139,9 +140,9 @@ function describeKeyRepositoryContract(backend: string, setup: () => Promise<Con
     });
     afterEach(() => f.close());
 
-    const create = (actor: Actor = ALICE, options: KeyOptions = {}) => repo.createKey(actor, newKey(options));
+    const create = (actor: Actor = ALICE, options: KeyOptions = {}) => repo.createKey(actor, newKey(options), clock());
     const listIds = async (tenant: string, query: Partial<ListKeysQuery> = {}) =>
-      (await repo.listKeys(tenant, { limit: 100, ...query })).keys.map((k) => k.keyId);
+      (await repo.listKeys(tenant, { now: clock(), limit: 100, ...query })).keys.map((k) => k.keyId);
 
     describe("create and get", () => {
       it("stores the key and returns it as a record of the actor's tenant", async () => {
@@ -153,7 +154,7 @@ function describeKeyRepositoryContract(backend: string, setup: () => Promise<Con
           expiresAt: T0 + 5000,
           scopes: ["payments:read", "refunds:*"],
         });
-        const created = await repo.createKey(ALICE, input);
+        const created = await repo.createKey(ALICE, input, clock());
         const expected: KeyRecord = {
           keyId: input.keyId,
           tenantId: "merchant_a",
@@ -185,7 +186,7 @@ function describeKeyRepositoryContract(backend: string, setup: () => Promise<Con
 
       it("writes exactly one api_key.created audit row holding the new values, never the hash", async () => {
         const input = newKey({ name: "payments", description: "d", expiresAt: T0 + 1000, scopes: ["payments:read"] });
-        await repo.createKey(ALICE, input);
+        await repo.createKey(ALICE, input, clock());
         const rows = await f.auditRows();
         expect(rows).toEqual([
           {
@@ -216,9 +217,9 @@ function describeKeyRepositoryContract(backend: string, setup: () => Promise<Con
 
       it("refuses a duplicate hash or key id and then leaves neither row nor audit", async () => {
         const first = newKey();
-        await repo.createKey(ALICE, first);
-        await expect(repo.createKey(ALICE, { ...newKey(), hash: first.hash })).rejects.toThrow();
-        await expect(repo.createKey(MALLORY, { ...newKey(), keyId: first.keyId })).rejects.toThrow();
+        await repo.createKey(ALICE, first, clock());
+        await expect(repo.createKey(ALICE, { ...newKey(), hash: first.hash }, clock())).rejects.toThrow();
+        await expect(repo.createKey(MALLORY, { ...newKey(), keyId: first.keyId }, clock())).rejects.toThrow();
         expect(await f.keyCount()).toBe(1);
         expect((await f.auditRows()).map((r) => r.action)).toEqual(["api_key.created"]);
       });
@@ -232,10 +233,10 @@ function describeKeyRepositoryContract(backend: string, setup: () => Promise<Con
 
         expect(await repo.getKey("merchant_b", key.keyId)).toBeUndefined();
         expect(await listIds("merchant_b", { status: "all" })).toEqual([]);
-        expect(await repo.updateKey(MALLORY, key.keyId, { name: "pwned", description: "x", expiresAt: T0 + 1 })).toEqual({ ok: false, reason: "NOT_FOUND" });
-        expect(await repo.revokeKey(MALLORY, key.keyId)).toEqual({ ok: false, reason: "NOT_FOUND" });
+        expect(await repo.updateKey(MALLORY, key.keyId, { name: "pwned", description: "x", expiresAt: T0 + 1 }, clock())).toEqual({ ok: false, reason: "NOT_FOUND" });
+        expect(await repo.revokeKey(MALLORY, key.keyId, clock())).toEqual({ ok: false, reason: "NOT_FOUND" });
         const rotation = newRotation();
-        expect(await repo.rotateKey(MALLORY, key.keyId, rotation)).toEqual({ ok: false, reason: "NOT_FOUND" });
+        expect(await repo.rotateKey(MALLORY, key.keyId, rotation, clock())).toEqual({ ok: false, reason: "NOT_FOUND" });
         expect((await repo.listAuditEvents("merchant_b", { limit: 100 })).events).toEqual([]);
 
         expect(record(await repo.getKey("merchant_a", key.keyId))).toEqual(before);
@@ -253,16 +254,33 @@ function describeKeyRepositoryContract(backend: string, setup: () => Promise<Con
         expect(await listIds("merchant_c")).toEqual([]);
       });
 
-      it("pages only the caller's keys even with another tenant's cursor", async () => {
-        const alices = [];
+      it("refuses another tenant's cursor, for keys and for audit events, and changes nothing", async () => {
         for (let i = 0; i < 4; i++) {
-          alices.push((await create(ALICE)).keyId);
+          await create(ALICE);
           await create(MALLORY);
         }
-        const cursor = (await repo.listKeys("merchant_b", { limit: 2 })).nextCursor!;
-        const page = await repo.listKeys("merchant_a", { limit: 100, cursor });
-        expect(page.keys.every((k) => k.tenantId === "merchant_a")).toBe(true);
-        expect(page.keys.map((k) => k.keyId)).toEqual(alices.slice(0, 3).reverse());
+        const keysCursor = (await repo.listKeys("merchant_b", { now: clock(), limit: 2 })).nextCursor!;
+        const eventsCursor = (await repo.listAuditEvents("merchant_b", { limit: 2 })).nextCursor!;
+        const rowsBefore = await f.auditRows();
+        await expect(repo.listKeys("merchant_a", { now: clock(), limit: 100, cursor: keysCursor })).rejects.toMatchObject({ code: "ERR_VALIDATION" });
+        await expect(repo.listAuditEvents("merchant_a", { limit: 100, cursor: eventsCursor })).rejects.toMatchObject({ code: "ERR_VALIDATION" });
+        expect(await f.auditRows()).toEqual(rowsBefore);
+      });
+
+      it("issues cursors that reveal nothing: two cursors the same distance apart look unrelated, whatever other tenants wrote between", async () => {
+        for (let i = 0; i < 3; i++) await create(ALICE);
+        const first = (await repo.listKeys("merchant_a", { now: clock(), limit: 1 })).nextCursor!;
+        for (let i = 0; i < 50; i++) await create(MALLORY);
+        for (let i = 0; i < 3; i++) await create(ALICE);
+        const second = (await repo.listKeys("merchant_a", { now: clock(), limit: 1 })).nextCursor!;
+        const again = (await repo.listKeys("merchant_a", { now: clock(), limit: 1 })).nextCursor!;
+        // The same position sealed twice gives two different cursors (a fresh nonce each time), so
+        // no cursor can be compared with another, or its position read off it.
+        expect(again).not.toBe(second);
+        for (const cursor of [first, second, again]) expect(cursor).toMatch(/^[A-Za-z0-9_-]{48}$/);
+        // Both still work.
+        expect((await repo.listKeys("merchant_a", { now: clock(), limit: 10, cursor: first })).keys).toHaveLength(2);
+        expect((await repo.listKeys("merchant_a", { now: clock(), limit: 10, cursor: again })).keys).toHaveLength(5);
       });
     });
 
@@ -281,7 +299,7 @@ function describeKeyRepositoryContract(backend: string, setup: () => Promise<Con
         const pages: string[][] = [];
         let cursor: string | undefined;
         for (;;) {
-          const page = await repo.listKeys("merchant_a", { limit: 5, ...(cursor === undefined ? {} : { cursor }) });
+          const page = await repo.listKeys("merchant_a", { now: clock(), limit: 5, ...(cursor === undefined ? {} : { cursor }) });
           pages.push(page.keys.map((k) => k.keyId));
           if (page.nextCursor === null) break;
           cursor = page.nextCursor;
@@ -293,10 +311,10 @@ function describeKeyRepositoryContract(backend: string, setup: () => Promise<Con
 
       it("returns no empty trailing page when the last page is exactly full", async () => {
         for (let i = 0; i < 6; i++) await create();
-        const first = await repo.listKeys("merchant_a", { limit: 3 });
+        const first = await repo.listKeys("merchant_a", { now: clock(), limit: 3 });
         expect(first.keys).toHaveLength(3);
         expect(first.nextCursor).toEqual(expect.any(String));
-        const second = await repo.listKeys("merchant_a", { limit: 3, cursor: first.nextCursor! });
+        const second = await repo.listKeys("merchant_a", { now: clock(), limit: 3, cursor: first.nextCursor! });
         expect(second.keys).toHaveLength(3);
         expect(second.nextCursor).toBeNull();
       });
@@ -304,10 +322,10 @@ function describeKeyRepositoryContract(backend: string, setup: () => Promise<Con
       it("keeps its place when keys are created between pages", async () => {
         const ids: string[] = [];
         for (let i = 0; i < 6; i++) ids.push((await create()).keyId);
-        const first = await repo.listKeys("merchant_a", { limit: 3 });
+        const first = await repo.listKeys("merchant_a", { now: clock(), limit: 3 });
         await create();
         await create();
-        const second = await repo.listKeys("merchant_a", { limit: 3, cursor: first.nextCursor! });
+        const second = await repo.listKeys("merchant_a", { now: clock(), limit: 3, cursor: first.nextCursor! });
         expect(first.keys.map((k) => k.keyId)).toEqual(ids.slice(3).reverse());
         expect(second.keys.map((k) => k.keyId)).toEqual(ids.slice(0, 3).reverse());
         expect(second.nextCursor).toBeNull();
@@ -322,18 +340,20 @@ function describeKeyRepositoryContract(backend: string, setup: () => Promise<Con
         const seen: string[] = [];
         let cursor: string | undefined;
         do {
-          const page = await repo.listKeys("merchant_a", { limit: 2, environment: "live", ...(cursor === undefined ? {} : { cursor }) });
+          const page = await repo.listKeys("merchant_a", { now: clock(), limit: 2, environment: "live", ...(cursor === undefined ? {} : { cursor }) });
           seen.push(...page.keys.map((k) => k.keyId));
           cursor = page.nextCursor ?? undefined;
         } while (cursor !== undefined);
         expect(seen).toEqual([...live].reverse());
       });
 
-      it.each(["garbage", "", "azE", Buffer.from("k1.x").toString("base64url"), Buffer.from("k2.5").toString("base64url"), Buffer.from("k1.1234567890123456").toString("base64url"), encodeCursor("a", 1)])(
+      it.each(["garbage", "", "azE", Buffer.from("k1.x").toString("base64url"), Buffer.from("k1.5").toString("base64url"), "A".repeat(48), "audit listing"])(
         "refuses an invalid cursor (#%#) with ERR_VALIDATION",
-        async (cursor) => {
+        async (given) => {
           await create();
-          const attempt = repo.listKeys("merchant_a", { limit: 5, cursor });
+          await create();
+          const cursor = given === "audit listing" ? (await repo.listAuditEvents("merchant_a", { limit: 1 })).nextCursor! : given;
+          const attempt = repo.listKeys("merchant_a", { now: clock(), limit: 5, cursor });
           await expect(attempt).rejects.toBeInstanceOf(AppError);
           await expect(attempt).rejects.toMatchObject({ code: "ERR_VALIDATION" });
         },
@@ -345,9 +365,9 @@ function describeKeyRepositoryContract(backend: string, setup: () => Promise<Con
         const forever = await create(ALICE, { name: "forever" });
         const soon = await create(ALICE, { name: "soon", expiresAt: T0 + 1000 });
         const revoked = await create(ALICE, { name: "revoked" });
-        await repo.revokeKey(ALICE, revoked.keyId);
+        await repo.revokeKey(ALICE, revoked.keyId, clock());
         const revokedAndExpired = await create(ALICE, { name: "revoked and expired", expiresAt: T0 + 10 });
-        await repo.revokeKey(ALICE, revokedAndExpired.keyId);
+        await repo.revokeKey(ALICE, revokedAndExpired.keyId, clock());
 
         expect(await listIds("merchant_a")).toEqual([soon.keyId, forever.keyId]);
         expect(await listIds("merchant_a", { status: "active" })).toEqual([soon.keyId, forever.keyId]);
@@ -376,7 +396,7 @@ function describeKeyRepositoryContract(backend: string, setup: () => Promise<Con
         expect(await listIds("merchant_a", { environment: "live" })).toEqual([made["publishable/live"], made["secret/live"]]);
         expect(await listIds("merchant_a", { type: "publishable" })).toEqual([made["publishable/live"], made["publishable/test"]]);
         expect(await listIds("merchant_a", { type: "secret", environment: "test" })).toEqual([made["secret/test"]]);
-        await repo.revokeKey(ALICE, made["secret/live"]!);
+        await repo.revokeKey(ALICE, made["secret/live"]!, clock());
         expect(await listIds("merchant_a", { environment: "live" })).toEqual([made["publishable/live"]]);
         expect(await listIds("merchant_a", { environment: "live", status: "revoked" })).toEqual([made["secret/live"]]);
       });
@@ -391,7 +411,7 @@ function describeKeyRepositoryContract(backend: string, setup: () => Promise<Con
           description: null,
           expiresAt: T0 + 86_400_000,
           scopes: ["payments:read"],
-        });
+        }, clock());
         const expected: KeyRecord = {
           ...record(key)!,
           name: "new",
@@ -432,9 +452,9 @@ function describeKeyRepositoryContract(backend: string, setup: () => Promise<Con
       it("records only the fields that actually change", async () => {
         const key = await create(ALICE, { name: "same", expiresAt: T0 + 1000, scopes: ["refunds:*"] });
         clock.set(T0 + 10);
-        await repo.updateKey(ALICE, key.keyId, { name: "same", description: "added", expiresAt: T0 + 1000, scopes: ["refunds:*"] });
+        await repo.updateKey(ALICE, key.keyId, { name: "same", description: "added", expiresAt: T0 + 1000, scopes: ["refunds:*"] }, clock());
         clock.set(T0 + 20);
-        await repo.updateKey(ALICE, key.keyId, { expiresAt: null });
+        await repo.updateKey(ALICE, key.keyId, { expiresAt: null }, clock());
         const rows = await f.auditRows();
         expect(rows.map((r) => r.changes)).toEqual([
           expect.any(Object),
@@ -450,7 +470,7 @@ function describeKeyRepositoryContract(backend: string, setup: () => Promise<Con
       ])("with %s changes nothing: no audit row, updated_at kept", async (_label, patch) => {
         const key = await create(ALICE, { name: "same", description: "note" });
         clock.set(T0 + 60_000);
-        const result = await repo.updateKey(ALICE, key.keyId, patch);
+        const result = await repo.updateKey(ALICE, key.keyId, patch, clock());
         expect(result.ok && result.changed).toBe(false);
         expect(result.ok && record(result.key)).toEqual(record(key));
         expect(record(await repo.getKey("merchant_a", key.keyId))).toEqual(record(key));
@@ -459,17 +479,17 @@ function describeKeyRepositoryContract(backend: string, setup: () => Promise<Con
 
       it("refuses a revoked key with REVOKED and changes nothing", async () => {
         const key = await create();
-        await repo.revokeKey(ALICE, key.keyId);
+        await repo.revokeKey(ALICE, key.keyId, clock());
         const before = record(await repo.getKey("merchant_a", key.keyId));
         clock.set(T0 + 1000);
-        expect(await repo.updateKey(ALICE, key.keyId, { name: "again" })).toEqual({ ok: false, reason: "REVOKED" });
+        expect(await repo.updateKey(ALICE, key.keyId, { name: "again" }, clock())).toEqual({ ok: false, reason: "REVOKED" });
         expect(record(await repo.getKey("merchant_a", key.keyId))).toEqual(before);
         expect((await f.auditRows()).map((r) => r.action)).toEqual(["api_key.created", "api_key.revoked"]);
       });
 
       it("answers NOT_FOUND for an unknown key and writes nothing", async () => {
         await create();
-        expect(await repo.updateKey(ALICE, newKeyId(), { name: "x" })).toEqual({ ok: false, reason: "NOT_FOUND" });
+        expect(await repo.updateKey(ALICE, newKeyId(), { name: "x" }, clock())).toEqual({ ok: false, reason: "NOT_FOUND" });
         expect(await f.auditRows()).toHaveLength(1);
       });
     });
@@ -478,13 +498,13 @@ function describeKeyRepositoryContract(backend: string, setup: () => Promise<Con
       it("soft-deletes with one audit row, and a second revoke changes nothing", async () => {
         const key = await create();
         clock.set(T0 + 7000);
-        const first = await repo.revokeKey({ tenantId: "merchant_a", subject: "carol" }, key.keyId);
+        const first = await repo.revokeKey({ tenantId: "merchant_a", subject: "carol" }, key.keyId, clock());
         const revoked: KeyRecord = { ...record(key)!, revokedAt: T0 + 7000, updatedAt: T0 + 7000 };
         expect(first.ok && first.changed).toBe(true);
         expect(first.ok && record(first.key)).toEqual(revoked);
 
         clock.set(T0 + 9000);
-        const second = await repo.revokeKey(ALICE, key.keyId);
+        const second = await repo.revokeKey(ALICE, key.keyId, clock());
         expect(second.ok && second.changed).toBe(false);
         expect(second.ok && record(second.key)).toEqual(revoked);
         expect(record(await repo.getKey("merchant_a", key.keyId))).toEqual(revoked);
@@ -504,15 +524,15 @@ function describeKeyRepositoryContract(backend: string, setup: () => Promise<Con
       });
 
       it("answers NOT_FOUND for an unknown key", async () => {
-        expect(await repo.revokeKey(ALICE, newKeyId())).toEqual({ ok: false, reason: "NOT_FOUND" });
+        expect(await repo.revokeKey(ALICE, newKeyId(), clock())).toEqual({ ok: false, reason: "NOT_FOUND" });
         expect(await f.auditRows()).toEqual([]);
       });
     });
 
     describe("denials (S3)", () => {
       it("records an auth.denied row with the reason and no changes", async () => {
-        await repo.recordDenial({ tool: "get_api_key", reason: "ERR_FORBIDDEN", tenantId: "merchant_a", actor: "eve", keyId: "key_AAAAAAAAAAAAAAAAAAAA" });
-        await repo.recordDenial({ tool: "list_api_keys", reason: "ERR_AUTH_INVALID", tenantId: null, actor: null, keyId: null });
+        await repo.recordDenial({ at: clock(), tool: "get_api_key", reason: "ERR_FORBIDDEN", tenantId: "merchant_a", actor: "eve", keyId: "key_AAAAAAAAAAAAAAAAAAAA" });
+        await repo.recordDenial({ at: clock(), tool: "list_api_keys", reason: "ERR_AUTH_INVALID", tenantId: null, actor: null, keyId: null });
         expect(await f.auditRows()).toEqual([
           {
             eventId: expect.stringMatching(/^evt_/),
@@ -552,13 +572,13 @@ function describeKeyRepositoryContract(backend: string, setup: () => Promise<Con
       it("keeps no key when the audit insert fails", async () => {
         const undo = await f.refuse("audit insert");
         const input = newKey();
-        await expect(repo.createKey(ALICE, input)).rejects.toThrow(/forced failure/);
+        await expect(repo.createKey(ALICE, input, clock())).rejects.toThrow(/forced failure/);
         expect(await f.keyCount()).toBe(0);
         expect(await repo.getKey("merchant_a", input.keyId)).toBeUndefined();
         await undo();
         expect(await f.auditRows()).toEqual([]);
         // The repository is usable again: nothing was left half-open.
-        await repo.createKey(ALICE, newKey());
+        await repo.createKey(ALICE, newKey(), clock());
         expect(await f.keyCount()).toBe(1);
         expect(await f.auditRows()).toHaveLength(1);
       });
@@ -575,7 +595,7 @@ function describeKeyRepositoryContract(backend: string, setup: () => Promise<Con
         const key = await create(ALICE, { name: "before" });
         clock.set(T0 + 1000);
         const undo = await f.refuse("audit insert");
-        await expect(repo.updateKey(ALICE, key.keyId, { name: "after" })).rejects.toThrow(/forced failure/);
+        await expect(repo.updateKey(ALICE, key.keyId, { name: "after" }, clock())).rejects.toThrow(/forced failure/);
         await undo();
         expect(record(await repo.getKey("merchant_a", key.keyId))).toEqual(record(key));
         expect(await f.auditRows()).toHaveLength(1);
@@ -585,7 +605,7 @@ function describeKeyRepositoryContract(backend: string, setup: () => Promise<Con
         const key = await create();
         clock.set(T0 + 1000);
         const undo = await f.refuse("audit insert");
-        await expect(repo.revokeKey(ALICE, key.keyId)).rejects.toThrow(/forced failure/);
+        await expect(repo.revokeKey(ALICE, key.keyId, clock())).rejects.toThrow(/forced failure/);
         await undo();
         expect(record(await repo.getKey("merchant_a", key.keyId))).toEqual(record(key));
         expect(await f.auditRows()).toHaveLength(1);
@@ -596,7 +616,7 @@ function describeKeyRepositoryContract(backend: string, setup: () => Promise<Con
         clock.set(T0 + 1000);
         const rotation = newRotation("secret", "test", 60_000);
         const undo = await f.refuse(write);
-        await expect(repo.rotateKey(ALICE, key.keyId, rotation)).rejects.toThrow(/forced failure/);
+        await expect(repo.rotateKey(ALICE, key.keyId, rotation, clock())).rejects.toThrow(/forced failure/);
         await undo();
         expect(record(await repo.getKey("merchant_a", key.keyId))).toEqual(record(key));
         expect(await repo.getKey("merchant_a", rotation.keyId)).toBeUndefined();
@@ -607,8 +627,8 @@ function describeKeyRepositoryContract(backend: string, setup: () => Promise<Con
       it("writes no audit row when the key update of an update or a revoke fails", async () => {
         const key = await create();
         const undo = await f.refuse("key update");
-        await expect(repo.updateKey(ALICE, key.keyId, { name: "after" })).rejects.toThrow(/forced failure/);
-        await expect(repo.revokeKey(ALICE, key.keyId)).rejects.toThrow(/forced failure/);
+        await expect(repo.updateKey(ALICE, key.keyId, { name: "after" }, clock())).rejects.toThrow(/forced failure/);
+        await expect(repo.revokeKey(ALICE, key.keyId, clock())).rejects.toThrow(/forced failure/);
         await undo();
         expect((await f.auditRows()).map((r) => r.action)).toEqual(["api_key.created"]);
         expect(record(await repo.getKey("merchant_a", key.keyId))).toEqual(record(key));
@@ -623,15 +643,15 @@ function describeKeyRepositoryContract(backend: string, setup: () => Promise<Con
       const shapes = [
         Object.keys(key),
         Object.keys((await repo.getKey("merchant_a", key.keyId))!),
-        Object.keys((await repo.listKeys("merchant_a", { limit: 1 })).keys[0]!),
+        Object.keys((await repo.listKeys("merchant_a", { now: clock(), limit: 1 })).keys[0]!),
       ];
-      const updated = await repo.updateKey(ALICE, key.keyId, { name: "renamed" });
+      const updated = await repo.updateKey(ALICE, key.keyId, { name: "renamed" }, clock());
       if (updated.ok) shapes.push(Object.keys(updated.key));
       const rotation = newRotation();
-      const rotated = await repo.rotateKey(ALICE, key.keyId, rotation);
+      const rotated = await repo.rotateKey(ALICE, key.keyId, rotation, clock());
       if (rotated.ok) shapes.push(Object.keys(rotated.key), Object.keys(rotated.previous));
       shapes.push(Object.keys((await repo.findKeyByHash(rotation.hash))!));
-      const revoked = await repo.revokeKey(ALICE, key.keyId);
+      const revoked = await repo.revokeKey(ALICE, key.keyId, clock());
       if (revoked.ok) shapes.push(Object.keys(revoked.key));
       expect(shapes).toHaveLength(8);
       for (const shape of shapes) expect(shape.sort()).toEqual([...KEY_RECORD_FIELDS].sort());
@@ -642,7 +662,7 @@ function describeKeyRepositoryContract(backend: string, setup: () => Promise<Con
 async function sqliteFixture(): Promise<ContractFixture> {
   const db: Database.Database = openDatabase(":memory:");
   const clock = testClock(T0);
-  const repo = new SqliteKeyRepository(db, clock);
+  const repo = new SqliteKeyRepository(db);
   const targets = {
     "audit insert": "INSERT ON audit_events",
     "key insert": "INSERT ON api_keys",

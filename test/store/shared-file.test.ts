@@ -3,9 +3,9 @@ import { createRequire } from "node:module";
 import { join } from "node:path";
 import Database from "better-sqlite3";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { verifyAuditChain } from "../../src/store/audit-chain.js";
-import { openDatabase } from "../../src/store/database.js";
-import { MIGRATIONS } from "../../src/store/migrations/index.js";
+import { verifySqliteAuditChain } from "../../src/store/sqlite/audit-chain.js";
+import { openDatabase } from "../../src/store/sqlite/database.js";
+import { MIGRATIONS } from "../../src/store/sqlite/migrations/index.js";
 import { spawnClient, tempDir, type SpawnedClient } from "../helpers/spawn.js";
 import { merchantToken, TEST_SECRET } from "../helpers/tokens.js";
 
@@ -113,7 +113,7 @@ describe("several server processes on one database file (S1)", () => {
       expect(db.prepare("SELECT COUNT(DISTINCT key_id) FROM audit_events").pluck().get()).toBe(100);
       // Both processes appended to one hash chain (S4): each row links to the row before it.
       const head = db.prepare("SELECT hash FROM audit_events ORDER BY seq DESC LIMIT 1").pluck().get();
-      expect(verifyAuditChain(db)).toEqual({ ok: true, rows: 100, head });
+      expect(verifySqliteAuditChain(db)).toEqual({ ok: true, rows: 100, head, unkeyed: 100 });
       expect(db.pragma("user_version", { simple: true })).toBe(LATEST);
     } finally {
       db.close();

@@ -1,7 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { API_KEY_PATTERN, generateApiKey } from "../../src/keys/format.js";
 import { hashApiKey } from "../../src/keys/secret.js";
-import { encodeCursor } from "../../src/store/cursor.js";
 import { STORE_NOW_NOTICE } from "../../tools/create-api-key.js";
 import { changeEvents, dumpDatabase, rows } from "../helpers/db.js";
 import { startTestServer, testClock, type TestServer } from "../helpers/server.js";
@@ -255,10 +254,25 @@ describe("key lifecycle through the MCP tools (T1–T5)", () => {
       ["not base64 at all", "%%%"],
       ["base64 of something else", Buffer.from("k1.abc").toString("base64url")],
       ["a made-up cursor", "eyJhIjoxfQ"],
-      ["from list_audit_events", encodeCursor("a", 1)],
+      ["in the clear, as cursors were before they were sealed", Buffer.from("k1.5").toString("base64url")],
+      ["from list_audit_events", "audit"],
+      ["another merchant's", "other merchant"],
     ])(
       "answers ERR_VALIDATION for a cursor that is %s",
-      async (_label, cursor) => {
+      async (_label, given) => {
+        await createMany(3);
+        let cursor = given;
+        if (given === "audit") {
+          const events = await server.call("list_audit_events", { limit: 1 });
+          cursor = events.ok ? events.data.next_cursor : "";
+        } else if (given === "other merchant") {
+          const other = await merchantToken("merchant_other", "olga", undefined, { now: START / 1000, ttl: 400 * 86_400 });
+          await server.call("create_api_key", { name: "other 1", token: other });
+          await server.call("create_api_key", { name: "other 2", token: other });
+          const page = await server.call("list_api_keys", { limit: 1, token: other });
+          cursor = page.ok ? page.data.next_cursor : "";
+        }
+        expect(cursor).toEqual(expect.any(String));
         const result = await server.call("list_api_keys", { cursor });
         expect(result.ok ? "ok" : result.code).toBe("ERR_VALIDATION");
       },

@@ -52,12 +52,14 @@ describe("tenancy (A5): another tenant's key behaves exactly like a missing one"
     const listB = await server.call("list_api_keys", { status: "all", limit: 100, token: tokenB });
     expect(listB.ok && listB.data.keys.map((key: { name: string }) => key.name)).toEqual(["b2", "b1", "b0"]);
 
-    // A cursor is only a position: used by A, a page cursor obtained by B still shows only A's keys.
+    // A cursor is sealed for the tenant it was issued to: B's cursor, used by A, is refused.
     const pageB = await server.call("list_api_keys", { limit: 1, token: tokenB });
     const cursor = pageB.ok ? pageB.data.next_cursor : null;
     expect(cursor).toEqual(expect.any(String));
     const withForeignCursor = await server.call("list_api_keys", { cursor, token: tokenA, status: "all" });
-    expect(withForeignCursor.ok && withForeignCursor.data.keys.map((key: { key_id: string }) => key.key_id)).toEqual([keyOfA]);
+    expect(withForeignCursor).toMatchObject({ ok: false, code: "ERR_VALIDATION" });
+    const listA = await server.call("list_api_keys", { token: tokenA, status: "all" });
+    expect(listA.ok && listA.data.keys.map((key: { key_id: string }) => key.key_id)).toEqual([keyOfA]);
   });
 
   it("create_api_key takes the tenant from the token only: a tenant argument is refused", async () => {

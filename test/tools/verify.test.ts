@@ -101,7 +101,8 @@ describe("verify_api_key (V1)", () => {
 
     const got = await server.call("get_api_key", { key_id: id, token: tokenA });
     expect(got.ok && got.data.key).toMatchObject({ usage_count: 25, last_used_at: new Date(START + 25_000).toISOString() });
-    const [row] = rows(server.db!, "api_keys");
+    await server.flushUsage();
+    const [row] = rows(server.db!, "key_usage");
     expect(row).toMatchObject({ usage_count: 25, last_used_at: START + 25_000 });
     const otherRow = await server.call("get_api_key", { key_id: other.id, token: tokenA });
     expect(otherRow.ok && otherRow.data.key.usage_count).toBe(1);

@@ -1,23 +1,7 @@
 import type Database from "better-sqlite3";
-import { newEventId } from "../keys/ids.js";
-import { auditHash, GENESIS_HASH, type ChainedRow } from "./audit-chain.js";
-
-export const AUDIT_ACTIONS = ["api_key.created", "api_key.updated", "api_key.revoked", "api_key.rotated", "auth.denied"] as const;
-export type AuditAction = (typeof AUDIT_ACTIONS)[number];
-
-/** Old and new value of each non-secret field a change touched. */
-export type Changes = Record<string, { from: unknown; to: unknown }>;
-
-export interface AuditEntry {
-  action: AuditAction;
-  outcome: "success" | "denied";
-  tenantId: string | null;
-  actor: string | null;
-  keyId: string | null;
-  tool?: string | null;
-  reason?: string | null;
-  changes?: Changes | null;
-}
+import { auditHash, GENESIS_HASH, type ChainedRow } from "../../audit/chain.js";
+import type { AuditEntry } from "../../audit/events.js";
+import { newEventId } from "../../keys/ids.js";
 
 export interface AuditWriter {
   /** Appends one row. Inside an IMMEDIATE transaction only. */
@@ -27,22 +11,24 @@ export interface AuditWriter {
 }
 
 /**
- * Appends audit rows, chained by hash to the row before. Must run inside an IMMEDIATE
- * transaction: it reads the last hash and appends under the same write lock, so rows from
- * several processes still form one chain, and a change and its record commit or roll back
- * together (S3). The table's triggers refuse UPDATE and DELETE.
+ * Appends audit rows, chained by hash to the row before (an HMAC under `auditKey` when the
+ * operator set one). Must run inside an IMMEDIATE transaction: it reads the last hash and
+ * appends under the same write lock, so rows from several processes still form one chain, and
+ * a change and its record commit or roll back together. The table's triggers refuse UPDATE,
+ * DELETE and any INSERT that would replace a row.
  *
  * Within one transaction no other process can append, so after the first row the head of the
  * chain is the hash just written: a batch of mutations reads it from the table once. It is
  * forgotten when the next transaction begins, since another process may append in between (or
  * this transaction may have rolled back).
  */
-export function createAuditWriter(db: Database.Database): AuditWriter {
+export function createAuditWriter(db: Database.Database, auditKey?: Uint8Array): AuditWriter {
   const lastHash = db.prepare("SELECT hash FROM audit_events ORDER BY seq DESC LIMIT 1").pluck();
+  const algorithm = auditKey ? "hmac-sha256" : "sha256";
   // Positional parameters: binding by name looks up every property on every row.
   const insert = db.prepare(
-    `INSERT INTO audit_events (event_id, occurred_at, action, outcome, tenant_id, actor, key_id, tool, reason, changes, prev_hash, hash)
-     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+    `INSERT INTO audit_events (event_id, occurred_at, action, outcome, tenant_id, actor, key_id, tool, reason, changes, prev_hash, hash, hash_alg)
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
   );
   let head: string | undefined;
   return {
@@ -63,8 +49,8 @@ export function createAuditWriter(db: Database.Database): AuditWriter {
         changes: entry.changes ? JSON.stringify(entry.changes) : null,
       };
       const prevHash = head ?? (lastHash.get() as string | undefined) ?? GENESIS_HASH;
-      const hash = auditHash(prevHash, row);
-      insert.run(row.event_id, row.occurred_at, row.action, row.outcome, row.tenant_id, row.actor, row.key_id, row.tool, row.reason, row.changes, prevHash, hash);
+      const hash = auditHash(prevHash, row, auditKey);
+      insert.run(row.event_id, row.occurred_at, row.action, row.outcome, row.tenant_id, row.actor, row.key_id, row.tool, row.reason, row.changes, prevHash, hash, algorithm);
       head = hash;
     },
   };

@@ -1,11 +1,18 @@
 import { closeSync, mkdirSync, openSync } from "node:fs";
 import { dirname } from "node:path";
 import Database from "better-sqlite3";
-import { isBusyError } from "../errors.js";
+import { isSqliteBusy } from "./busy.js";
 import { checkSchemaVersion, migrate } from "./migrate.js";
 
+/**
+ * How long one statement may wait, on this thread, for a lock another process holds. Short on
+ * purpose: a longer wait would hold up every other call. Writes wait longer, off the thread
+ * (WriteBatcher); in WAL mode reads need no lock a writer holds.
+ */
+export const STATEMENT_BUSY_WAIT_MS = 20;
+
 export interface OpenDatabaseOptions {
-  /** How long a writer waits for another process's lock before SQLITE_BUSY (S1). */
+  /** How long opening and migrating wait for another process's lock before SQLITE_BUSY. */
   busyTimeoutMs?: number;
   /** Path to the better-sqlite3 addon; only tests set it, to exercise a broken binary. */
   nativeBinding?: string;
@@ -41,7 +48,7 @@ function retryWhileBusy<T>(action: () => T, timeoutMs: number): T {
     try {
       return action();
     } catch (error) {
-      if (!isBusyError(error) || Date.now() >= deadline) throw error;
+      if (!isSqliteBusy(error) || Date.now() >= deadline) throw error;
       // A synchronous 10 ms pause: this runs once, at start-up, before the server takes calls.
       Atomics.wait(pause, 0, 0, 10);
     }
@@ -80,6 +87,7 @@ export function openDatabase(location: string, options: OpenDatabaseOptions = {}
     db.pragma("synchronous = NORMAL");
     db.pragma("foreign_keys = ON");
     migrate(db);
+    db.pragma(`busy_timeout = ${STATEMENT_BUSY_WAIT_MS}`);
   } catch (error) {
     db.close();
     throw error;

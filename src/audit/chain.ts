@@ -1,0 +1,100 @@
+import { createHmac, hash } from "node:crypto";
+
+/** The `prev_hash` of the first row. */
+export const GENESIS_HASH = "0".repeat(64);
+
+/** How a row's hash was made: plain SHA-256, or an HMAC under the operator's audit key. */
+export type HashAlgorithm = "sha256" | "hmac-sha256";
+
+/** The columns an audit row's hash covers (all but its position and its hash columns). */
+export interface ChainedRow {
+  event_id: string;
+  occurred_at: number;
+  action: string;
+  outcome: string;
+  tenant_id: string | null;
+  actor: string | null;
+  key_id: string | null;
+  tool: string | null;
+  reason: string | null;
+  changes: string | null;
+}
+
+/** An audit row as stored: the chained columns, its position, its two hashes and how they were made. */
+export type StoredRow = ChainedRow & { seq: number; prev_hash: string; hash: string; hash_alg: HashAlgorithm };
+
+/**
+ * Tamper evidence: each row's hash covers the previous row's hash and the row's own content, so
+ * changing, removing or reordering any row breaks every hash after it. With an audit key (kept
+ * outside the database) the hash is an HMAC: someone who can write the database can no longer
+ * recompute a chain that verifies. Cutting rows off the end shows only against a head hash kept
+ * elsewhere (`audit verify --expect-head`).
+ */
+export function auditHash(prevHash: string, row: ChainedRow, auditKey?: Uint8Array): string {
+  const content = `${prevHash}\n${JSON.stringify([
+    row.event_id,
+    row.occurred_at,
+    row.action,
+    row.outcome,
+    row.tenant_id,
+    row.actor,
+    row.key_id,
+    row.tool,
+    row.reason,
+    row.changes,
+  ])}`;
+  return auditKey ? createHmac("sha256", auditKey).update(content).digest("hex") : hash("sha256", content, "hex");
+}
+
+export type ChainVerification =
+  | { ok: true; rows: number; head: string; /** Rows chained without the audit key, before the first keyed one. */ unkeyed: number }
+  /** A row that does not verify: changed, removed, inserted, reordered, or rewritten without the key. */
+  | { ok: false; kind: "broken"; rows: number; seq: number; eventId: string; problem: string }
+  /** The chain verifies but lacks the expected head: rows were cut off its end. */
+  | { ok: false; kind: "cut"; rows: number; problem: string }
+  /** Keyed rows and no key to check them with. */
+  | { ok: false; kind: "key-required"; rows: number; problem: string };
+
+export interface VerifyChainOptions {
+  /** The audit key: without it, HMAC-chained rows cannot be checked and verification stops there. */
+  auditKey?: Uint8Array;
+  /** A head hash taken earlier: it must still be in the chain, or rows were cut off the end. */
+  expectHead?: string;
+}
+
+/** Walks the whole chain in order; stops at the first row that does not verify. */
+export function verifyChain(rows: Iterable<StoredRow>, options: VerifyChainOptions = {}): ChainVerification {
+  let previous = GENESIS_HASH;
+  let count = 0;
+  let keyed = false;
+  let unkeyed = 0;
+  let sawExpected = options.expectHead === undefined;
+  for (const row of rows) {
+    count += 1;
+    const broken = (problem: string): ChainVerification => ({ ok: false, kind: "broken", rows: count, seq: row.seq, eventId: row.event_id, problem });
+    if (row.prev_hash !== previous) return broken("its prev_hash does not match the row before it (a row was removed, inserted or reordered)");
+    if (row.hash_alg === "hmac-sha256") {
+      if (!options.auditKey) {
+        return { ok: false, kind: "key-required", rows: count, problem: "the chain is keyed with the audit key from here on; give API_KEYS_MCP_AUDIT_KEY to check it" };
+      }
+      keyed = true;
+    } else if (keyed) {
+      return broken("it is not keyed although rows before it are (the chain was rewritten without the audit key)");
+    } else {
+      unkeyed += 1;
+    }
+    if (auditHash(previous, row, row.hash_alg === "hmac-sha256" ? options.auditKey : undefined) !== row.hash) {
+      return broken(
+        row.hash_alg === "hmac-sha256"
+          ? "its content does not match its hash under the audit key (the row was changed, or the key is not the one it was written with)"
+          : "its content does not match its hash (the row was changed)",
+      );
+    }
+    previous = row.hash;
+    if (row.hash === options.expectHead) sawExpected = true;
+  }
+  if (!sawExpected) {
+    return { ok: false, kind: "cut", rows: count, problem: "the expected head hash is not in the chain: rows were cut off its end, or the chain was rebuilt" };
+  }
+  return { ok: true, rows: count, head: previous, unkeyed };
+}

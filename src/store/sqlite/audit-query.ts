@@ -1,0 +1,103 @@
+import type Database from "better-sqlite3";
+import type { AuditAction, AuditRecord, Changes } from "../../audit/events.js";
+import type { CursorCodec } from "../cursor.js";
+import { auditPlanShape, planAuditList, type AuditWalk } from "../list-plan.js";
+import type { AuditPage, ListAuditQuery } from "../repository.js";
+
+type AuditRow = Omit<AuditRecord, "changes"> & { seq: number; changes: string | null };
+
+const WALKS: Record<AuditWalk, { index: string; where: string }> = {
+  tenant: { index: "audit_events_by_tenant", where: "tenant_id = @tenantId" },
+  action: { index: "audit_events_by_action", where: "tenant_id = @tenantId AND action = @action" },
+  key: { index: "audit_events_by_key", where: "key_id = @keyId" },
+};
+
+/** Rows strictly older than a position (time, then place in the log), in a form that bounds an index range on time. */
+const BEFORE = "occurred_at <= @beforeTime AND (occurred_at < @beforeTime OR seq < @beforeSeq)";
+const NOT_BELOW_FLOOR = "occurred_at >= @floorTime AND (occurred_at > @floorTime OR seq >= @floorSeq)";
+
+interface AuditStatements {
+  floor?: Database.Statement<Record<string, unknown>, { occurred_at: number; seq: number }>;
+  windowed?: Database.Statement<Record<string, unknown>, AuditRow>;
+  page: Database.Statement<Record<string, unknown>, AuditRow>;
+}
+
+/**
+ * Reads a tenant's audit events: newest first by time, keyset-paginated, one statement per
+ * plan shape, prepared once (see planAuditList). Events without a tenant (failed
+ * authentications) belong to nobody and are never listed.
+ */
+export class SqliteAuditQuery {
+  readonly #db: Database.Database;
+  readonly #cursors: CursorCodec;
+  readonly #windowRows: number;
+  readonly #statements = new Map<string, AuditStatements>();
+
+  constructor(db: Database.Database, cursors: CursorCodec, windowRows: number) {
+    this.#db = db;
+    this.#cursors = cursors;
+    this.#windowRows = windowRows;
+  }
+
+  list(tenantId: string, query: ListAuditQuery): AuditPage {
+    const before = query.cursor === undefined ? undefined : this.#cursors.decode("a", tenantId, query.cursor);
+    const plan = planAuditList(query);
+    const statements = this.#statement(plan, before !== undefined, query.since !== undefined);
+    const params: Record<string, unknown> = {
+      tenantId,
+      keyId: query.keyId,
+      action: query.action,
+      since: query.since,
+      beforeTime: before?.[0],
+      beforeSeq: before?.[1],
+      skip: this.#windowRows - 1,
+      limit: query.limit + 1,
+    };
+    const floor = statements.floor?.get(params);
+    const rows = floor === undefined ? statements.page.all(params) : statements.windowed!.all({ ...params, floorTime: floor.occurred_at, floorSeq: floor.seq });
+    let page = rows;
+    let next: readonly number[] | undefined;
+    if (rows.length > query.limit) {
+      page = rows.slice(0, query.limit);
+      const last = page[query.limit - 1]!;
+      next = [last.occurredAt, last.seq];
+    } else if (floor !== undefined) {
+      // The window ran out before the page filled: resume below the rows looked at.
+      next = [floor.occurred_at, floor.seq];
+    }
+    return {
+      events: page.map(({ seq: _position, changes, ...row }) => ({
+        ...row,
+        action: row.action as AuditAction,
+        changes: changes === null ? null : (JSON.parse(changes) as Changes),
+      })),
+      nextCursor: next === undefined ? null : this.#cursors.encode("a", tenantId, next),
+    };
+  }
+
+  #statement(plan: ReturnType<typeof planAuditList>, paged: boolean, since: boolean): AuditStatements {
+    const shape = auditPlanShape(plan, paged, since);
+    let statements = this.#statements.get(shape);
+    if (!statements) {
+      const walk = WALKS[plan.walk];
+      const walked = `audit_events INDEXED BY ${walk.index}`;
+      const range = [walk.where, paged ? BEFORE : "", since ? "occurred_at >= @since" : ""].filter(Boolean);
+      const residual = [plan.residual.tenant ? "tenant_id = @tenantId" : "", plan.residual.action ? "action = @action" : ""].filter(Boolean);
+      const page = (bounded: boolean) =>
+        this.#db.prepare<Record<string, unknown>, AuditRow>(
+          `SELECT seq, event_id AS eventId, occurred_at AS occurredAt, action, key_id AS keyId, actor, outcome, reason, changes
+           FROM ${walked} WHERE ${[...range, ...residual, ...(bounded ? [NOT_BELOW_FLOOR] : [])].join(" AND ")}
+           ORDER BY occurred_at DESC, seq DESC LIMIT @limit`,
+        );
+      statements = { page: page(false) };
+      if (plan.windowed) {
+        statements.floor = this.#db.prepare(
+          `SELECT occurred_at, seq FROM ${walked} WHERE ${range.join(" AND ")} ORDER BY occurred_at DESC, seq DESC LIMIT 1 OFFSET @skip`,
+        );
+        statements.windowed = page(true);
+      }
+      this.#statements.set(shape, statements);
+    }
+    return statements;
+  }
+}

@@ -1,0 +1,345 @@
+import type Database from "better-sqlite3";
+import { denialEntry, type Actor, type Denial } from "../../audit/events.js";
+import { planCreate, planRevoke, planRotation, planUpdate } from "../../keys/lifecycle.js";
+import type { KeyPatch, KeyRecord, NewKey, Rotation } from "../../keys/record.js";
+import { createCursorCodec, type CursorCodec } from "../cursor.js";
+import { keyPlanShape, LIST_WINDOW_ROWS, planKeyList, type KeyListPlan, type KeyWalk } from "../list-plan.js";
+import type { AuditPage, KeyPage, KeyRepository, ListAuditQuery, ListKeysQuery, MutationResult, RotationResult } from "../repository.js";
+import { UsageBatcher, type UsageDelta } from "../usage-batcher.js";
+import { SqliteAuditQuery } from "./audit-query.js";
+import { createAuditWriter, type AuditWriter } from "./audit-writer.js";
+import { read } from "./busy.js";
+import { scheduleCheckpoints } from "./checkpointer.js";
+import { WriteBatcher } from "./write-batch.js";
+
+/**
+ * The columns of a key, read in raw mode (arrays, not objects: about a quarter cheaper per row on
+ * the verification path) and turned into a `KeyRecord` by `#toRecord`, in this order: the row id
+ * first, the usage counts (from their own table) last.
+ */
+const KEY_SELECT = `SELECT k.seq, k.key_id, k.tenant_id, k.name, k.description, k.type, k.environment, k.prefix, k.created_at,
+  k.updated_at, k.expires_at, k.revoked_at, k.created_by, k.scopes, k.rotated_from, k.rotated_to, u.usage_count, u.last_used_at`;
+const KEY_FROM = "api_keys AS k";
+const USAGE_JOIN = "LEFT JOIN key_usage AS u ON u.key_seq = k.seq";
+
+type KeyRow = unknown[];
+
+interface ListStatements {
+  /** For a windowed plan: the lowest row id of the window, when the walk has more entries than the window. */
+  floor?: Database.Statement<Record<string, unknown>, number>;
+  /** The page, bounded below by the floor. */
+  windowed?: Database.Statement<Record<string, unknown>, KeyRow>;
+  /** The page when no floor bounds it. */
+  page: Database.Statement<Record<string, unknown>, KeyRow>;
+}
+
+/** Each walk's index and the condition that selects it (a partial index needs its WHERE repeated). */
+const WALKS: Record<KeyWalk, { index: string; where: string }> = {
+  tenant: { index: "api_keys_by_tenant", where: "k.tenant_id = @tenantId" },
+  unrevoked: { index: "api_keys_unrevoked", where: "k.tenant_id = @tenantId AND k.revoked_at IS NULL" },
+  revoked: { index: "api_keys_revoked", where: "k.tenant_id = @tenantId AND k.revoked_at IS NOT NULL" },
+  environment: { index: "api_keys_by_environment", where: "k.tenant_id = @tenantId AND k.environment = @environment" },
+  type: { index: "api_keys_by_type", where: "k.tenant_id = @tenantId AND k.type = @type" },
+};
+
+const EXPIRY_CONDITIONS = {
+  unexpired: "(k.expires_at IS NULL OR k.expires_at > @now)",
+  expired: "k.expires_at <= @now",
+  within: "k.expires_at > @now AND k.expires_at <= @horizon",
+} as const;
+
+export interface SqliteRepositoryOptions {
+  /** How often counted key uses are written (default 1000 ms). */
+  usageFlushMs?: number;
+  /** Told when a batched usage write fails; the counts are kept and retried. */
+  onUsageError?: (error: unknown) => void;
+  /** Whether `close()` closes the database too (default true); false when the handle is lent. */
+  closeDatabase?: boolean;
+  /** Checkpoint the WAL on a timer this often (see scheduleCheckpoints). Unset: SQLite's automatic checkpoints. */
+  checkpointEveryMs?: number;
+  /** How long a write waits for another process's lock before it answers ERR_BUSY (default 5000 ms). */
+  busyTimeoutMs?: number;
+  /** The operator's audit key: the hash chain becomes an HMAC chain. */
+  auditKey?: Uint8Array;
+  /** Index entries a filtered page looks at, at most (default LIST_WINDOW_ROWS); tests lower it. */
+  listWindowRows?: number;
+}
+
+/**
+ * SQLite implementation of the repository. Statements are prepared once (list queries once per
+ * plan shape); each mutation reads the current row, asks the lifecycle rules what to do, and
+ * writes the result with its audit row in an IMMEDIATE transaction shared with the other
+ * mutations of the same event-loop turn (WriteBatcher).
+ */
+export class SqliteKeyRepository implements KeyRepository {
+  readonly #db: Database.Database;
+  readonly #auditWriter: AuditWriter;
+  readonly #auditQuery: SqliteAuditQuery;
+  readonly #usage: UsageBatcher<number>;
+  readonly #writes: WriteBatcher;
+  readonly #cursors: CursorCodec;
+  readonly #checkpoints: { stop: () => void } | undefined;
+  readonly #closeDatabase: boolean;
+  readonly #windowRows: number;
+  /** The row id of each record `findKeyByHash` returned, so a use is counted without another lookup. */
+  readonly #seqs = new WeakMap<KeyRecord, number>();
+  readonly #insertKey: Database.Statement;
+  readonly #selectKey: Database.Statement<[string, string], KeyRow>;
+  readonly #selectByHash: Database.Statement<[string], KeyRow>;
+  readonly #selectSeq: Database.Statement<[string], number>;
+  readonly #updateKey: Database.Statement;
+  readonly #revokeKey: Database.Statement;
+  readonly #retireKey: Database.Statement;
+  readonly #listStatements = new Map<string, ListStatements>();
+  #closed = false;
+
+  constructor(db: Database.Database, options: SqliteRepositoryOptions = {}) {
+    this.#db = db;
+    this.#auditWriter = createAuditWriter(db, options.auditKey);
+    this.#cursors = createCursorCodec(db.prepare("SELECT value FROM store_meta WHERE name = 'cursor_key'").pluck().get() as Buffer);
+    this.#windowRows = options.listWindowRows ?? LIST_WINDOW_ROWS;
+    this.#auditQuery = new SqliteAuditQuery(db, this.#cursors, this.#windowRows);
+    this.#closeDatabase = options.closeDatabase ?? true;
+    this.#checkpoints = options.checkpointEveryMs ? scheduleCheckpoints(db, options.checkpointEveryMs) : undefined;
+    this.#writes = new WriteBatcher(db, { onBegin: this.#auditWriter.beginTransaction, busyTimeoutMs: options.busyTimeoutMs });
+    // Counts go to their own narrow table in row-id order, adding to what is there.
+    const upsertUsage = db.prepare(
+      `INSERT INTO key_usage (key_seq, usage_count, last_used_at) VALUES (?, ?, ?)
+       ON CONFLICT (key_seq) DO UPDATE SET usage_count = usage_count + excluded.usage_count,
+         last_used_at = MAX(COALESCE(last_used_at, 0), excluded.last_used_at)`,
+    );
+    const writeUsage = db.transaction((batch: Map<number, UsageDelta>) => {
+      for (const seq of [...batch.keys()].sort((a, b) => a - b)) {
+        const { count, lastUsedAt } = batch.get(seq)!;
+        upsertUsage.run(seq, count, lastUsedAt);
+      }
+    });
+    this.#usage = new UsageBatcher<number>((batch) => writeUsage.immediate(batch), { intervalMs: options.usageFlushMs, onError: options.onUsageError });
+    // Positional parameters on the hot insert: binding by name looks up every property.
+    this.#insertKey = db.prepare(
+      `INSERT INTO api_keys (key_id, tenant_id, name, description, type, environment, prefix, key_hash, hash_version,
+         created_at, updated_at, expires_at, created_by, scopes, rotated_from)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+    );
+    this.#selectKey = db.prepare<[string, string], KeyRow>(`${KEY_SELECT} FROM ${KEY_FROM} ${USAGE_JOIN} WHERE k.key_id = ? AND k.tenant_id = ?`).raw();
+    this.#selectByHash = db.prepare<[string], KeyRow>(`${KEY_SELECT} FROM ${KEY_FROM} ${USAGE_JOIN} WHERE k.key_hash = ?`).raw();
+    this.#selectSeq = db.prepare<[string], number>("SELECT seq FROM api_keys WHERE key_id = ?").pluck();
+    this.#updateKey = db.prepare(
+      "UPDATE api_keys SET name = ?, description = ?, expires_at = ?, scopes = ?, updated_at = ? WHERE key_id = ?",
+    );
+    this.#revokeKey = db.prepare("UPDATE api_keys SET revoked_at = ?, updated_at = ? WHERE key_id = ?");
+    this.#retireKey = db.prepare("UPDATE api_keys SET expires_at = ?, rotated_to = ?, updated_at = ? WHERE key_id = ?");
+  }
+
+  async createKey(actor: Actor, key: NewKey, now: number): Promise<KeyRecord> {
+    return this.#writes.run(() => {
+      const { record, audit } = planCreate(actor, key, now);
+      this.#insert(record, key);
+      this.#auditWriter.append(audit, now);
+      return record;
+    });
+  }
+
+  async getKey(tenantId: string, keyId: string): Promise<KeyRecord | undefined> {
+    return read(() => this.#current(tenantId, keyId));
+  }
+
+  async listKeys(tenantId: string, query: ListKeysQuery): Promise<KeyPage> {
+    const after = query.cursor === undefined ? undefined : this.#cursors.decode("k", tenantId, query.cursor)[0];
+    const plan = planKeyList(query);
+    const statements = this.#listStatement(plan, after !== undefined);
+    const params: Record<string, unknown> = {
+      tenantId,
+      after,
+      environment: query.environment,
+      type: query.type,
+      now: query.now,
+      horizon: query.expiresWithinMs === undefined ? undefined : query.now + query.expiresWithinMs,
+      skip: this.#windowRows - 1,
+      limit: query.limit + 1,
+    };
+    return read(() => {
+      const floor = statements.floor?.get(params);
+      const rows = floor === undefined ? statements.page.all(params) : statements.windowed!.all({ ...params, floor });
+      let keys = rows;
+      let next: number | undefined;
+      if (rows.length > query.limit) {
+        keys = rows.slice(0, query.limit);
+        next = keys[query.limit - 1]![0] as number;
+      } else if (floor !== undefined) {
+        // The window ran out before the page filled: resume below the rows looked at.
+        next = floor;
+      }
+      return {
+        keys: keys.map((row) => this.#toRecord(row)),
+        nextCursor: next === undefined ? null : this.#cursors.encode("k", tenantId, [next]),
+      };
+    });
+  }
+
+  async updateKey(actor: Actor, keyId: string, patch: KeyPatch, now: number): Promise<MutationResult> {
+    return this.#writes.run((): MutationResult => {
+      const plan = planUpdate(actor, this.#current(actor.tenantId, keyId), patch, now);
+      if (!plan.ok) return plan as MutationResult;
+      if (!plan.changed) return { ok: true, key: plan.key, changed: false };
+      const { key } = plan;
+      this.#updateKey.run(key.name, key.description, key.expiresAt, JSON.stringify(key.scopes), now, keyId);
+      this.#auditWriter.append(plan.audit, now);
+      return { ok: true, key, changed: true };
+    });
+  }
+
+  async revokeKey(actor: Actor, keyId: string, now: number): Promise<MutationResult> {
+    return this.#writes.run((): MutationResult => {
+      const plan = planRevoke(actor, this.#current(actor.tenantId, keyId), now);
+      if (!plan.ok) return plan;
+      if (!plan.changed) return { ok: true, key: plan.key, changed: false };
+      this.#revokeKey.run(now, now, keyId);
+      this.#auditWriter.append(plan.audit, now);
+      return { ok: true, key: plan.key, changed: true };
+    });
+  }
+
+  async rotateKey(actor: Actor, keyId: string, rotation: Rotation, now: number): Promise<RotationResult> {
+    return this.#writes.run((): RotationResult => {
+      const plan = planRotation(actor, this.#current(actor.tenantId, keyId), rotation, now);
+      if (!plan.ok) return plan as RotationResult;
+      this.#insert(plan.key, plan.replacement);
+      this.#retireKey.run(plan.previous.expiresAt, plan.key.keyId, now, keyId);
+      this.#auditWriter.append(plan.audit, now);
+      return { ok: true, key: plan.key, previous: plan.previous };
+    });
+  }
+
+  async findKeyByHash(hash: string): Promise<KeyRecord | undefined> {
+    return read(() => this.lookupByHash(hash));
+  }
+
+  /** `findKeyByHash` without the promise, for the in-process verifier's hot path. */
+  lookupByHash(hash: string): KeyRecord | undefined {
+    const row = this.#selectByHash.get(hash);
+    if (!row) return undefined;
+    const record = this.#toRecord(row);
+    this.#seqs.set(record, row[0] as number);
+    return record;
+  }
+
+  recordUsage(key: KeyRecord, at: number): void {
+    const seq = this.#seqs.get(key) ?? read(() => this.#selectSeq.get(key.keyId));
+    if (seq !== undefined) this.#usage.record(seq, at);
+  }
+
+  flushUsage(): Promise<void> {
+    return this.#usage.flush();
+  }
+
+  async listAuditEvents(tenantId: string, query: ListAuditQuery): Promise<AuditPage> {
+    return read(() => this.#auditQuery.list(tenantId, query));
+  }
+
+  async recordDenial(denial: Denial): Promise<void> {
+    // Through the batch like any write: the chain needs the last hash read under the write lock.
+    await this.#writes.run(() => this.#auditWriter.append(denialEntry(denial), denial.at));
+  }
+
+  /** Writes queued changes and counted uses, then closes the database (unless it was lent). */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    await this.#writes.drain();
+    this.#checkpoints?.stop();
+    await this.#usage.close();
+    if (this.#closeDatabase && this.#db.open) this.#db.close();
+  }
+
+  #current(tenantId: string, keyId: string): KeyRecord | undefined {
+    const row = this.#selectKey.get(keyId, tenantId);
+    return row && this.#toRecord(row);
+  }
+
+  #insert(record: KeyRecord, key: NewKey): void {
+    this.#insertKey.run(
+      record.keyId,
+      record.tenantId,
+      record.name,
+      record.description,
+      record.type,
+      record.environment,
+      record.prefix,
+      key.hash,
+      key.hashVersion,
+      record.createdAt,
+      record.updatedAt,
+      record.expiresAt,
+      record.createdBy,
+      JSON.stringify(record.scopes),
+      record.rotatedFrom,
+    );
+  }
+
+  /** A raw key row as a `KeyRecord`, with the uses this process counted and has not yet written. */
+  #toRecord(row: KeyRow): KeyRecord {
+    const scopes = row[13] as string;
+    const pending = this.#usage.pending(row[0] as number);
+    const storedCount = (row[16] as number | null) ?? 0;
+    const storedLastUse = row[17] as number | null;
+    return {
+      keyId: row[1] as string,
+      tenantId: row[2] as string,
+      name: row[3] as string,
+      description: row[4] as string | null,
+      type: row[5] as KeyRecord["type"],
+      environment: row[6] as KeyRecord["environment"],
+      prefix: row[7] as string,
+      createdAt: row[8] as number,
+      updatedAt: row[9] as number,
+      expiresAt: row[10] as number | null,
+      revokedAt: row[11] as number | null,
+      lastUsedAt: pending ? Math.max(pending.lastUsedAt, storedLastUse ?? 0) : storedLastUse,
+      usageCount: pending ? storedCount + pending.count : storedCount,
+      createdBy: row[12] as string,
+      scopes: scopes === "[]" ? [] : (JSON.parse(scopes) as string[]),
+      rotatedFrom: row[14] as string | null,
+      rotatedTo: row[15] as string | null,
+    };
+  }
+
+  #listStatement(plan: KeyListPlan, paged: boolean) {
+    const shape = keyPlanShape(plan, paged);
+    let statements = this.#listStatements.get(shape);
+    if (!statements) {
+      const walk = WALKS[plan.walk];
+      const residual = plan.residual;
+      const conditions = [
+        walk.where,
+        paged ? "k.seq < @after" : "",
+        residual.revoked === undefined ? "" : residual.revoked ? "k.revoked_at IS NOT NULL" : "k.revoked_at IS NULL",
+        residual.environment === undefined ? "" : "k.environment = @environment",
+        residual.type === undefined ? "" : "k.type = @type",
+        ...residual.expiry.map((condition) => EXPIRY_CONDITIONS[condition]),
+      ].filter(Boolean);
+      const walked = `${KEY_FROM} INDEXED BY ${walk.index}`;
+      const page = (bounded: boolean) =>
+        this.#db
+          .prepare<Record<string, unknown>, KeyRow>(
+            `${KEY_SELECT} FROM ${walked} ${USAGE_JOIN}
+             WHERE ${[...conditions, ...(bounded ? ["k.seq >= @floor"] : [])].join(" AND ")}
+             ORDER BY k.seq DESC LIMIT @limit`,
+          )
+          .raw();
+      statements = { page: page(false) };
+      if (plan.windowed) {
+        // The lowest row id among the next `windowRows` entries of the walked index: the page
+        // looks no further. Only the index is read.
+        statements.floor = this.#db
+          .prepare<Record<string, unknown>, number>(
+            `SELECT k.seq FROM ${walked} WHERE ${walk.where} ${paged ? "AND k.seq < @after" : ""} ORDER BY k.seq DESC LIMIT 1 OFFSET @skip`,
+          )
+          .pluck();
+        statements.windowed = page(true);
+      }
+      this.#listStatements.set(shape, statements);
+    }
+    return statements;
+  }
+}
