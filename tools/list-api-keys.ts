@@ -4,7 +4,7 @@ import { ENVIRONMENTS, KEY_TYPES } from "../src/keys/format.js";
 import { toKeyView } from "../src/keys/view.js";
 import { STATUS_FILTERS } from "../src/store/repository.js";
 import { defineTool } from "./define-tool.js";
-import { keyViewSchema } from "./schemas.js";
+import { keyViewSchema, nullable } from "./schemas.js";
 
 /** T2: newest first, keyset pagination; a page costs the same at any depth. */
 export const registerListApiKeysTool = defineTool({
@@ -34,7 +34,7 @@ export const registerListApiKeysTool = defineTool({
   },
   output: {
     keys: z.array(keyViewSchema),
-    next_cursor: z.string().nullable().describe("Pass as cursor to get the next page; null on the last page."),
+    next_cursor: nullable(z.string(), "This is the last page.").describe("Pass as cursor to get the next page; null on the last page."),
   },
   annotations: { readOnlyHint: true, destructiveHint: false, idempotentHint: true },
   async run(args, { principal, repository, now }) {

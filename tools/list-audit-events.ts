@@ -3,20 +3,33 @@ import { AppError } from "../src/errors.js";
 import { isoTime } from "../src/keys/iso-time.js";
 import { AUDIT_ACTIONS } from "../src/audit/events.js";
 import { defineTool } from "./define-tool.js";
-import { keyIdField } from "./schemas.js";
+import { keyIdField, nullable } from "./schemas.js";
+
+// What one field held before or after a change. The log is append-only and kept for good, so
+// this accepts what any version may have written rather than today's fields one by one: a JSON
+// scalar, a list of strings (scopes), or one level of object holding several fields at once (what
+// the new key of a rotation starts with). The store records values as unknown, hence the type;
+// the SDK checks every answer against this schema before sending it.
+const fieldValue = [z.string(), z.number(), z.boolean(), z.array(z.string())] as const;
+const noValue = z.null().describe("No value: the field was empty, or the key did not exist yet.");
+const changeValue: z.ZodType<unknown> = z.union([
+  ...fieldValue,
+  noValue,
+  z.record(z.string(), z.union([...fieldValue, noValue])).describe("Several fields at once, e.g. the new key of a rotation."),
+]);
 
 const auditEventSchema = z.object({
   event_id: z.string(),
   occurred_at: z.iso.datetime(),
   action: z.enum(AUDIT_ACTIONS),
-  key_id: z.string().nullable(),
-  actor: z.string().nullable().describe("Subject of the token that acted, when known."),
+  key_id: nullable(z.string(), "The event is about no single key, e.g. a denied list call."),
+  actor: nullable(z.string(), "Not known.").describe("Subject of the token that acted, when known."),
   outcome: z.enum(["success", "denied"]),
-  reason: z.string().nullable().describe("For a denied call, the error code it received."),
-  changes: z
-    .record(z.string(), z.object({ from: z.unknown(), to: z.unknown() }))
-    .nullable()
-    .describe("Each changed field with its old and new value; never a secret."),
+  reason: nullable(z.string(), "The call succeeded.").describe("For a denied call, the error code it received."),
+  changes: nullable(
+    z.record(z.string(), z.object({ from: changeValue, to: changeValue })),
+    "Nothing changed: a denied call.",
+  ).describe("Each changed field with its old and new value; never a secret."),
 });
 
 /** V4: the merchant's audit trail, newest first. */
@@ -37,7 +50,7 @@ export const registerListAuditEventsTool = defineTool({
   },
   output: {
     events: z.array(auditEventSchema),
-    next_cursor: z.string().nullable().describe("Pass as cursor to get older events; null on the last page."),
+    next_cursor: nullable(z.string(), "There are no older events.").describe("Pass as cursor to get older events; null on the last page."),
   },
   annotations: { readOnlyHint: true, destructiveHint: false, idempotentHint: true },
   async run(args, { principal, repository }) {

@@ -64,26 +64,39 @@ export const tokenField = z
     "Optional. The user's dashboard JWT, for agents acting for several users. Omit it to use the token configured in the server's environment.",
   );
 
+/**
+ * `inner` or null, published the same way wherever it appears: `anyOf: [inner, { type: "null",
+ * description }]`. zod's own `.nullable()` prints an unconstrained inner type as a type array
+ * (`type: ["string", "null"]`) and a constrained one as `anyOf`, so one idea came out two ways,
+ * and a type array is what clients that map schemas onto a single-`type` dialect (the OpenAPI
+ * subset of Gemini's function declarations) reject. zod folds an `anyOf` into a type array only
+ * when every branch is a bare type; the null branch here always carries `whenNull`, the meaning
+ * of null for this field, so the pair is never folded.
+ */
+export function nullable<Inner extends z.ZodType>(inner: Inner, whenNull: string) {
+  return z.union([inner, z.null().describe(whenNull)]);
+}
+
 const timestamp = z.iso.datetime();
 
 export const keyViewSchema = z
   .object({
     key_id: z.string().describe("Stable id of the key; use it with get, update and delete."),
     name: z.string(),
-    description: z.string().nullable(),
+    description: nullable(z.string(), "No description."),
     type: z.enum(KEY_TYPES).describe("secret (sk_, server side only) or publishable (pk_, may be embedded in clients)."),
     environment: z.enum(ENVIRONMENTS),
     prefix: z.string().describe("First characters of the key, e.g. sk_test_Ab3x, to recognise it; not usable as a key."),
     status: z.enum(KEY_STATUSES),
     created_at: timestamp,
     updated_at: timestamp,
-    expires_at: timestamp.nullable().describe("null: never expires."),
-    revoked_at: timestamp.nullable(),
-    last_used_at: timestamp.nullable(),
+    expires_at: nullable(timestamp, "Never expires."),
+    revoked_at: nullable(timestamp, "Not revoked."),
+    last_used_at: nullable(timestamp, "No use counted yet."),
     usage_count: z.number().int().nonnegative(),
     created_by: z.string().describe("Subject (user id) of the token that created the key."),
     scopes: z.array(z.string()).describe("What the key may be used for; empty means unrestricted."),
-    rotated_from: z.string().nullable().describe("The key this one replaced by rotation, if any."),
-    rotated_to: z.string().nullable().describe("The key that replaced this one by rotation, if any."),
+    rotated_from: nullable(z.string(), "Not made by a rotation.").describe("The key this one replaced by rotation, if any."),
+    rotated_to: nullable(z.string(), "Not rotated.").describe("The key that replaced this one by rotation, if any."),
   })
   .describe("An API key's details. Never contains the secret key or its hash.") satisfies z.ZodType<KeyView>;

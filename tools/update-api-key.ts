@@ -5,7 +5,7 @@ import type { KeyPatch } from "../src/keys/record.js";
 import { defineTool } from "./define-tool.js";
 import { refuseSecretsIn } from "./no-secrets.js";
 import { keyNotFound } from "./get-api-key.js";
-import { descriptionField, expirationField, keyIdField, keyViewSchema, nameField, scopesField } from "./schemas.js";
+import { descriptionField, expirationField, keyIdField, keyViewSchema, nameField, nullable, scopesField } from "./schemas.js";
 
 /** T4: renames, re-describes or re-dates a key; the secret itself never changes. */
 export const registerUpdateApiKeyTool = defineTool({
@@ -19,7 +19,7 @@ export const registerUpdateApiKeyTool = defineTool({
   input: {
     key_id: keyIdField,
     name: nameField.optional(),
-    description: descriptionField.nullable().optional().describe("New description, or null to clear it."),
+    description: nullable(descriptionField, "Clears the description.").optional().describe("New description, or null to clear it."),
     expiration: expirationField.optional(),
     scopes: scopesField.optional().describe("The new complete list of scopes (replaces the old one); [] makes the key unrestricted."),
   },
