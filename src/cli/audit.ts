@@ -39,8 +39,11 @@ export async function auditCommand(args: string[], io: Io): Promise<number> {
   let path = parsed.values.db;
   if (path === undefined) {
     const { config, problems } = loadConfig({ env: io.env, platform: io.platform, homedir: io.homedir, readFile: io.readFileSync });
-    const dbProblem = problems.find((problem) => problem.variable === "API_KEYS_MCP_DB");
-    if (dbProblem) return fail(dbProblem.message);
+    if (config.dbPath === undefined) {
+      // loadConfig leaves the path out exactly when it reports the location as a problem.
+      const dbProblem = problems.find((problem) => problem.variable === "API_KEYS_MCP_DB")!;
+      return fail(`${dbProblem.message}; ${dbProblem.fix}`);
+    }
     path = config.dbPath;
   }
 
