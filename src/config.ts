@@ -1,5 +1,5 @@
 import { createPublicKey, type KeyObject } from "node:crypto";
-import { isAbsolute, join } from "node:path";
+import { posix, win32 } from "node:path";
 import * as z from "zod";
 import { DEFAULT_ROLE_PERMISSIONS, PERMISSIONS, type Permission } from "./auth/principal.js";
 import { LOG_LEVELS, type LogLevel } from "./log.js";
@@ -19,8 +19,14 @@ export interface AuthConfig {
 }
 
 export interface Config {
-  /** Absolute path of the SQLite file, or `:memory:`. */
-  dbPath: string;
+  /** Absolute path of the SQLite file, or `:memory:`; absent when no usable location is configured (see `problems`). */
+  dbPath?: string;
+  /**
+   * True only for the per-user default location, whose directory the server creates (owner-only).
+   * A configured path's directory must already exist: a typo in it would otherwise create a new,
+   * empty database that knows none of the keys.
+   */
+  createDbDirectory: boolean;
   logLevel: LogLevel;
   /** Absent when the verification settings are missing or invalid (see `problems`). */
   auth?: AuthConfig;
@@ -33,8 +39,13 @@ export interface Config {
 /** A setting that keeps the server from answering; every call then gets ERR_CONFIG naming it. */
 export interface ConfigProblem {
   variable: string;
-  /** Safe for a model to read: no value, path or key material. */
+  /** What is wrong. Safe for a model to read: no value, path or key material. */
   message: string;
+  /**
+   * What the operator must do, as an instruction that completes "Ask the operator to …": it
+   * starts with set, remove or make … readable. Same safety as `message`.
+   */
+  fix: string;
 }
 
 export interface ConfigEnvironment {
@@ -55,18 +66,21 @@ const positiveInt = z.coerce.number().int().positive().max(1_000_000);
 export function loadConfig(source: ConfigEnvironment): { config: Config; problems: ConfigProblem[] } {
   const { env } = source;
   const problems: ConfigProblem[] = [];
-  const setting = <T>(variable: string, schema: z.ZodType<T>, fallback: T, hint: string): T => {
+  /** `expected` completes "set the variable to …": a noun phrase such as "a whole number of calls per minute". */
+  const setting = <T>(variable: string, schema: z.ZodType<T>, fallback: T, expected: string): T => {
     const raw = env[variable];
     if (raw === undefined || raw === "") return fallback;
     const parsed = schema.safeParse(raw);
     if (parsed.success) return parsed.data;
-    problems.push({ variable, message: `${variable} is not valid: ${hint}` });
+    problems.push({ variable, message: `${variable} is not valid`, fix: `set ${variable} to ${expected}, or remove it to use the default` });
     return fallback;
   };
 
+  const dbPath = databasePath(source, problems);
   const config: Config = {
-    dbPath: databasePath(source, problems),
-    logLevel: setting("API_KEYS_MCP_LOG_LEVEL", z.enum(LOG_LEVELS), "info", `use one of ${LOG_LEVELS.join(", ")}`),
+    dbPath: dbPath?.path,
+    createDbDirectory: dbPath?.isDefault ?? false,
+    logLevel: setting("API_KEYS_MCP_LOG_LEVEL", z.enum(LOG_LEVELS), "info", `one of ${LOG_LEVELS.join(", ")}`),
     token: { value: nonEmpty(env.API_KEYS_MCP_TOKEN), file: nonEmpty(env.API_KEYS_MCP_TOKEN_FILE) },
     rateLimits: {
       read: setting("API_KEYS_MCP_RATE_LIMIT_READ", positiveInt, 300, "a whole number of calls per minute"),
@@ -114,27 +128,58 @@ function nonEmpty(value: string | undefined): string | undefined {
   return value === undefined || value.trim() === "" ? undefined : value;
 }
 
-/** S2: API_KEYS_MCP_DB if set (absolute, `~/` expanded), else a per-user data directory. */
-function databasePath({ env, platform, homedir }: ConfigEnvironment, problems: ConfigProblem[]): string {
+/**
+ * API_KEYS_MCP_DB if set (absolute, `~/` expanded), else a per-user data directory. Never a path
+ * relative to the working directory: MCP hosts start servers in `/` or wherever they happen to
+ * be, so such a path would scatter databases, or land one where the user never looks. An empty
+ * or relative home directory (`HOME=""`) is refused for the same reason.
+ */
+function databasePath({ env, platform, homedir }: ConfigEnvironment, problems: ConfigProblem[]): { path: string; isDefault: boolean } | undefined {
+  const path = platform === "win32" ? win32 : posix;
+  const home = path.isAbsolute(homedir) ? homedir : undefined;
+  const homeVariable = platform === "win32" ? "USERPROFILE" : "HOME";
   const configured = nonEmpty(env.API_KEYS_MCP_DB);
+  if (configured === ":memory:") return { path: configured, isDefault: false };
+  if (configured?.startsWith("~/")) {
+    if (home !== undefined) return { path: path.join(home, configured.slice(2)), isDefault: false };
+    problems.push({
+      variable: "API_KEYS_MCP_DB",
+      message: "API_KEYS_MCP_DB starts with ~/ but the home directory is empty or not an absolute path",
+      fix: `set API_KEYS_MCP_DB to an absolute path that does not start with ~/, or start the server with ${homeVariable} set to the user's home directory`,
+    });
+    return undefined;
+  }
   if (configured !== undefined) {
-    if (configured === ":memory:") return configured;
-    const expanded = configured.startsWith("~/") ? join(homedir, configured.slice(2)) : configured;
-    if (isAbsolute(expanded)) return expanded;
-    // MCP hosts often start servers in `/` or some other directory the user never chose.
+    if (path.isAbsolute(configured)) return { path: configured, isDefault: false };
     problems.push({
       variable: "API_KEYS_MCP_DB",
       message: "API_KEYS_MCP_DB must be an absolute path (MCP hosts start servers in unpredictable working directories)",
+      fix: "set API_KEYS_MCP_DB to an absolute path (or one starting with ~/), or remove it to use the default location",
     });
+    return undefined;
   }
-  return join(defaultDataDirectory(env, platform, homedir), "api-keys-mcp", "keys.db");
+
+  const dataDirectory = defaultDataDirectory(env, platform, home);
+  if (dataDirectory !== undefined) return { path: path.join(dataDirectory, "api-keys-mcp", "keys.db"), isDefault: true };
+  const alternative = platform === "win32" ? "APPDATA" : platform === "darwin" ? undefined : "XDG_DATA_HOME";
+  problems.push({
+    variable: "API_KEYS_MCP_DB",
+    message: `API_KEYS_MCP_DB is not set and the home directory is empty or not an absolute path, so the key database has no safe default location`,
+    fix:
+      `set API_KEYS_MCP_DB to an absolute path${alternative ? ` (or ${alternative} to an absolute directory)` : ""}, ` +
+      `or start the server with ${homeVariable} set to the user's home directory`,
+  });
+  return undefined;
 }
 
-function defaultDataDirectory(env: Record<string, string | undefined>, platform: NodeJS.Platform, homedir: string): string {
-  if (platform === "win32") return nonEmpty(env.APPDATA) ?? join(homedir, "AppData", "Roaming");
-  if (platform === "darwin") return join(homedir, "Library", "Application Support");
-  const xdg = nonEmpty(env.XDG_DATA_HOME);
-  return xdg !== undefined && isAbsolute(xdg) ? xdg : join(homedir, ".local", "share");
+/** The platform's per-user data directory, from absolute settings only; undefined when there is none. */
+function defaultDataDirectory(env: Record<string, string | undefined>, platform: NodeJS.Platform, home: string | undefined): string | undefined {
+  const path = platform === "win32" ? win32 : posix;
+  const absolute = (value: string | undefined) => (value !== undefined && path.isAbsolute(value) ? value : undefined);
+  // A relative APPDATA or XDG_DATA_HOME is ignored, as the XDG specification requires for its own.
+  if (platform === "win32") return absolute(nonEmpty(env.APPDATA)) ?? (home && path.join(home, "AppData", "Roaming"));
+  if (platform === "darwin") return home && path.join(home, "Library", "Application Support");
+  return absolute(nonEmpty(env.XDG_DATA_HOME)) ?? (home && path.join(home, ".local", "share"));
 }
 
 /**
@@ -147,7 +192,11 @@ function loadAuditKey(source: ConfigEnvironment, problems: ConfigProblem[]): Uin
   if (present.length === 0) return undefined;
   const variable = present[0]!;
   if (present.length > 1) {
-    problems.push({ variable, message: "set only one of API_KEYS_MCP_AUDIT_KEY and API_KEYS_MCP_AUDIT_KEY_FILE, not both" });
+    problems.push({
+      variable,
+      message: "both API_KEYS_MCP_AUDIT_KEY and API_KEYS_MCP_AUDIT_KEY_FILE are set",
+      fix: "remove one of API_KEYS_MCP_AUDIT_KEY and API_KEYS_MCP_AUDIT_KEY_FILE",
+    });
     return undefined;
   }
   let value = source.env[variable]!;
@@ -155,13 +204,21 @@ function loadAuditKey(source: ConfigEnvironment, problems: ConfigProblem[]): Uin
     try {
       value = source.readFile(value);
     } catch {
-      problems.push({ variable, message: `${variable}: the file it names cannot be read` });
+      problems.push({
+        variable,
+        message: `${variable}: the file it names cannot be read`,
+        fix: `make the file named by ${variable} readable by the user the server runs as, or set ${variable} to the absolute path of the right file`,
+      });
       return undefined;
     }
   }
   const key = new TextEncoder().encode(value.replace(/\r?\n$/, ""));
   if (key.byteLength < SECRET_MIN_BYTES) {
-    problems.push({ variable, message: `${variable}: the audit key must be at least ${SECRET_MIN_BYTES} bytes` });
+    problems.push({
+      variable,
+      message: `${variable}: the audit key must be at least ${SECRET_MIN_BYTES} bytes`,
+      fix: `set ${variable} to ${variable.endsWith("_FILE") ? "a file holding " : ""}a random secret of at least ${SECRET_MIN_BYTES} bytes, kept outside the database`,
+    });
     return undefined;
   }
   return key;
@@ -183,61 +240,79 @@ function loadKeyMaterial(source: ConfigEnvironment, problems: ConfigProblem[]): 
       message:
         "no token verification key is configured; set exactly one of API_KEYS_MCP_JWT_SECRET, " +
         "API_KEYS_MCP_JWT_PUBLIC_KEY or API_KEYS_MCP_JWKS_URL (or API_KEYS_MCP_JWT_SECRET_FILE / API_KEYS_MCP_JWT_PUBLIC_KEY_FILE)",
+      fix:
+        "set API_KEYS_MCP_JWT_SECRET (or API_KEYS_MCP_JWT_SECRET_FILE) to the HMAC secret your tokens are signed with, " +
+        "or one of the others to your issuer's public key or JWKS URL",
     });
     return undefined;
   }
   if (present.length > 1) {
-    problems.push({ variable: present[0]!, message: `set only one token verification setting, not ${present.join(" and ")}` });
+    const listed = `${present.slice(0, -1).join(", ")} and ${present.at(-1)!}`;
+    problems.push({
+      variable: present[0]!,
+      message: `more than one token verification setting is set (${listed})`,
+      fix: `remove ${present.length === 2 ? "one" : "all but one"} of ${listed}, keeping the one that matches how your tokens are signed`,
+    });
     return undefined;
   }
   const variable = present[0]!;
-  const fail = (message: string) => {
-    problems.push({ variable, message: `${variable}: ${message}` });
+  const fromFile = variable.endsWith("_FILE");
+  const fail = (message: string, expected: string) => {
+    problems.push({ variable, message: `${variable}: ${message}`, fix: `set ${variable} to ${fromFile ? `a file holding ${expected}` : expected}` });
     return undefined;
   };
 
   let value = source.env[variable]!;
-  if (variable.endsWith("_FILE")) {
+  if (fromFile) {
     try {
       value = source.readFile(value);
     } catch {
-      return fail("the file it names cannot be read");
+      problems.push({
+        variable,
+        message: `${variable}: the file it names cannot be read`,
+        fix: `make the file named by ${variable} readable by the user the server runs as, or set ${variable} to the absolute path of the right file`,
+      });
+      return undefined;
     }
   }
 
   if (variable.startsWith("API_KEYS_MCP_JWT_SECRET")) {
     // A secret written to a file with `echo` ends in a newline that is not part of it.
     const secret = new TextEncoder().encode(value.replace(/\r?\n$/, ""));
-    if (secret.byteLength < SECRET_MIN_BYTES) return fail(`the HMAC secret must be at least ${SECRET_MIN_BYTES} bytes`);
+    if (secret.byteLength < SECRET_MIN_BYTES) {
+      return fail(`the HMAC secret must be at least ${SECRET_MIN_BYTES} bytes`, `the secret your tokens are signed with (at least ${SECRET_MIN_BYTES} bytes)`);
+    }
     return { kind: "secret", secret };
   }
 
   if (variable.startsWith("API_KEYS_MCP_JWT_PUBLIC_KEY")) {
     // Host config files often carry a PEM on one line with literal "\n" sequences.
     const pem = value.replace(/\\n/g, "\n");
-    if (/PRIVATE KEY/.test(pem)) return fail("this is a private key; give the server the public key only");
+    const publicPem = "the issuer's PEM public key (SPKI `-----BEGIN PUBLIC KEY-----` or an X.509 certificate)";
+    if (/PRIVATE KEY/.test(pem)) return fail("this is a private key, which the server must not hold", `${publicPem}, never the private key`);
     let key: KeyObject;
     try {
       key = createPublicKey(pem);
     } catch {
-      return fail("not a PEM public key (SPKI `-----BEGIN PUBLIC KEY-----` or an X.509 certificate)");
+      return fail("not a PEM public key", publicPem);
     }
     const algorithms = algorithmsFor(key);
     if (!algorithms) {
-      return fail(`unsupported key (${key.asymmetricKeyType ?? "unknown"}); use RSA of 2048 bits or more, EC P-256/384/521 or Ed25519`);
+      return fail(`unsupported key (${key.asymmetricKeyType ?? "unknown"})`, "an RSA (2048 bits or more), EC P-256/384/521 or Ed25519 public key");
     }
     return { kind: "public-key", key, algorithms };
   }
 
+  const jwksUrl = "the https URL of your issuer's JWKS (plain http only on 127.0.0.1, ::1 or localhost)";
   let url: URL;
   try {
     url = new URL(value);
   } catch {
-    return fail("not a URL");
+    return fail("not a URL", jwksUrl);
   }
   const loopback = ["127.0.0.1", "[::1]", "localhost"].includes(url.hostname);
   if (url.protocol !== "https:" && !(url.protocol === "http:" && loopback)) {
-    return fail("must use https (plain http is accepted only on 127.0.0.1, ::1 or localhost)");
+    return fail("must use https (plain http is accepted only on 127.0.0.1, ::1 or localhost)", jwksUrl);
   }
   return { kind: "jwks", url };
 }

@@ -7,7 +7,7 @@ import type { Clock } from "./clock.js";
 import type { Config, ConfigProblem } from "./config.js";
 import { AppError } from "./errors.js";
 import type { Logger } from "./log.js";
-import { NativeModuleError, openDatabase } from "./store/sqlite/database.js";
+import { DatabaseDirectoryMissingError, NativeModuleError, openDatabase } from "./store/sqlite/database.js";
 import { SchemaTooNewError } from "./store/sqlite/migrate.js";
 import { SqliteKeyRepository } from "./store/sqlite/repository.js";
 
@@ -18,7 +18,7 @@ export interface ServiceOptions {
   clock: Clock;
   readTokenFile: (path: string, maxBytes: number) => Promise<string>;
   /** Opens the database; tests pass one of their own. */
-  openDb?: (path: string) => Database.Database;
+  openDb?: (path: string, options: { createDirectory: boolean }) => Database.Database;
   /** JWKS fetch timings; tests shorten them. */
   jwks?: JwksTimings;
   /** How often counted key uses are written (default 1000 ms); tests that count writes raise it. */
@@ -32,19 +32,12 @@ export interface ServiceOptions {
  */
 export function createServices(options: ServiceOptions): ToolServices | AppError {
   const { config, logger, clock } = options;
-  const problem = options.problems[0];
-  if (problem || !config.auth) {
-    const variable = problem?.variable ?? "API_KEYS_MCP_JWT_SECRET";
-    return new AppError(
-      "ERR_CONFIG",
-      `The server is not configured correctly: ${problem?.message ?? "no token verification key"}. ` +
-        `Ask the operator to set ${variable} in the server's environment and restart the server.`,
-    );
-  }
+  // loadConfig reports a problem whenever it leaves the key material or the database out.
+  if (options.problems.length > 0 || !config.auth || config.dbPath === undefined) return configError(options.problems);
 
   let db: Database.Database;
   try {
-    db = (options.openDb ?? openDatabase)(config.dbPath);
+    db = (options.openDb ?? openDatabase)(config.dbPath, { createDirectory: config.createDbDirectory });
   } catch (error) {
     logger.error("database_open_failed", { path: config.dbPath, error });
     return new AppError("ERR_CONFIG", databaseProblem(error), { cause: error });
@@ -72,12 +65,34 @@ export function createServices(options: ServiceOptions): ToolServices | AppError
   return { repository, authorizer };
 }
 
+/** The first problem and its fix; the log has every problem, each on its own `config_problem` line. */
+function configError(problems: readonly ConfigProblem[]): AppError {
+  const [first, ...others] = problems;
+  const more = others.length === 0 ? "" : ` The server log lists ${others.length} more configuration problem${others.length === 1 ? "" : "s"}.`;
+  return new AppError(
+    "ERR_CONFIG",
+    first
+      ? `The server is not configured correctly: ${first.message}. Ask the operator to ${first.fix}, then restart the server.${more}`
+      : "The server is not configured correctly. Ask the operator to check the server log, then restart the server.",
+  );
+}
+
 function databaseProblem(error: unknown): string {
   if (error instanceof NativeModuleError) {
     return "The server's SQLite module was built for another Node.js version. Ask the operator to run `npm rebuild better-sqlite3` in the api-keys-mcp folder (see the server log) and restart the server.";
   }
   if (error instanceof SchemaTooNewError) {
     return "The key database was written by a newer version of api-keys-mcp. Ask the operator to upgrade api-keys-mcp, or to set API_KEYS_MCP_DB to another file.";
+  }
+  if (error instanceof DatabaseDirectoryMissingError) {
+    return "The directory named in API_KEYS_MCP_DB does not exist, and the server creates only its default location, so that a typo cannot start an empty key database. Ask the operator to set API_KEYS_MCP_DB to a file in an existing directory (or create the directory), then restart the server.";
+  }
+  const code = (error as { code?: unknown } | null)?.code;
+  if (code === "EACCES" || code === "EPERM" || code === "EROFS") {
+    return "The key database cannot be opened for writing. Ask the operator to make the database file and its directory readable and writable by the user the server runs as (or set API_KEYS_MCP_DB to another file), then restart the server.";
+  }
+  if (code === "SQLITE_NOTADB") {
+    return "The file named as the key database is not an SQLite database. Ask the operator to set API_KEYS_MCP_DB to the key database file, then restart the server.";
   }
   return "The key database cannot be opened. Ask the operator to check API_KEYS_MCP_DB and the server log, then restart the server.";
 }

@@ -1,6 +1,6 @@
 import { generateKeyPairSync } from "node:crypto";
 import { readFileSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
+import { join, win32 } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { DEFAULT_ROLE_PERMISSIONS } from "../src/auth/principal.js";
 import { loadConfig, type ConfigProblem } from "../src/config.js";
@@ -12,21 +12,26 @@ import { merchantToken, TEST_SECRET } from "./helpers/tokens.js";
 const HOME = "/home/tester";
 type Env = Record<string, string | undefined>;
 
-function load(env: Env, platform: NodeJS.Platform = "linux") {
-  return loadConfig({ env, platform, homedir: HOME, readFile: (path) => readFileSync(path, "utf8") });
+function load(env: Env, platform: NodeJS.Platform = "linux", homedir = HOME) {
+  return loadConfig({ env, platform, homedir, readFile: (path) => readFileSync(path, "utf8") });
 }
 
 /** With a valid secret, so that only the setting under test can cause a problem. */
-function loadWithSecret(env: Env, platform: NodeJS.Platform = "linux") {
-  return load({ API_KEYS_MCP_JWT_SECRET: TEST_SECRET, ...env }, platform);
+function loadWithSecret(env: Env, platform: NodeJS.Platform = "linux", homedir = HOME) {
+  return load({ API_KEYS_MCP_JWT_SECRET: TEST_SECRET, ...env }, platform, homedir);
 }
 
-/** The single problem, after checking it names `variable` and echoes none of `secrets`. */
+/**
+ * The single problem, after checking it names `variable`, echoes none of `secrets`, and says
+ * the fix: set, remove or make readable, naming the variable.
+ */
 function onlyProblem(problems: ConfigProblem[], variable: string, secrets: string[] = []): ConfigProblem {
   expect(problems.map((problem) => problem.variable)).toEqual([variable]);
   const problem = problems[0]!;
   expect(problem.message).toContain(variable);
-  for (const secret of secrets) expect(problem.message).not.toContain(secret);
+  expect(problem.fix).toMatch(/^(set|remove|make .+ readable)\b/);
+  expect(problem.fix).toContain(variable);
+  for (const secret of secrets) expect(`${problem.message} ${problem.fix}`).not.toContain(secret);
   return problem;
 }
 
@@ -110,11 +115,11 @@ describe("loadConfig invalid values", () => {
     ["API_KEYS_MCP_ROLE_PERMISSIONS", '["api_keys:read","zq81x"]'],
     ["API_KEYS_MCP_ROLE_PERMISSIONS", '{"merchant_zq81x":"api_keys:read"}'],
     ["API_KEYS_MCP_TENANT_CLAIM", "merchant id zq81x"],
-    ["API_KEYS_MCP_DB", "relative/zq81x.db"],
-  ])("%s=%s is a problem naming the variable, without the value", (variable, value) => {
+  ])("%s=%s is a problem naming the variable, without the value, and how to fix it", (variable, value) => {
     const { config, problems } = loadWithSecret({ [variable]: value });
     const problem = onlyProblem(problems, variable, value === "0" ? [] : [value, "zq81x", "7781"]);
-    expect(problem.message.length).toBeGreaterThan(variable.length + 10);
+    // What a valid value looks like, and that removing the setting restores the default.
+    expect(problem.fix).toMatch(new RegExp(`^set ${variable} to .{10,}, or remove it to use the default$`));
     // The setting falls back to its default; the problem keeps the server from serving (E3).
     expect(config).toEqual(loadWithSecret({}).config);
   });
@@ -132,11 +137,13 @@ describe("loadConfig verification settings (A2)", () => {
   });
   afterEach(() => dir.remove());
 
-  it("names API_KEYS_MCP_JWT_SECRET and the alternatives when none is set", () => {
+  it("names API_KEYS_MCP_JWT_SECRET and the alternatives when none is set, and says to set the secret", () => {
     const { config, problems } = load({});
     const problem = onlyProblem(problems, "API_KEYS_MCP_JWT_SECRET");
-    expect(problem.message).toContain("API_KEYS_MCP_JWT_PUBLIC_KEY");
-    expect(problem.message).toContain("API_KEYS_MCP_JWKS_URL");
+    for (const alternative of ["API_KEYS_MCP_JWT_PUBLIC_KEY", "API_KEYS_MCP_JWT_PUBLIC_KEY_FILE", "API_KEYS_MCP_JWKS_URL"]) {
+      expect(problem.message).toContain(alternative);
+    }
+    expect(problem.fix).toMatch(/^set API_KEYS_MCP_JWT_SECRET \(or API_KEYS_MCP_JWT_SECRET_FILE\) to the HMAC secret/);
     expect(config.auth).toBeUndefined();
   });
 
@@ -150,22 +157,28 @@ describe("loadConfig verification settings (A2)", () => {
     ["a secret and a public key", { API_KEYS_MCP_JWT_SECRET: TEST_SECRET, API_KEYS_MCP_JWT_PUBLIC_KEY: "-----BEGIN PUBLIC KEY-----" }],
     ["a secret and its file variant", { API_KEYS_MCP_JWT_SECRET: TEST_SECRET, API_KEYS_MCP_JWT_SECRET_FILE: "/run/secret" }],
     ["a public key and a JWKS URL", { API_KEYS_MCP_JWT_PUBLIC_KEY: "-----BEGIN PUBLIC KEY-----", API_KEYS_MCP_JWKS_URL: "https://issuer.example.test/jwks" }],
-  ])("refuses two verification settings: %s", (_label, env) => {
+  ])("refuses two verification settings, saying to remove one: %s", (_label, env) => {
     const { config, problems } = load(env);
-    expect(problems).toHaveLength(1);
     const [first, second] = Object.keys(env) as [string, string];
-    expect(problems[0]!.variable).toBe(first);
-    expect(problems[0]!.message).toContain(first);
-    expect(problems[0]!.message).toContain(second);
-    expect(problems[0]!.message).not.toContain(TEST_SECRET);
+    const problem = onlyProblem(problems, first, [TEST_SECRET, "/run/secret", "issuer.example.test"]);
+    expect(problem.message).toContain(second);
+    expect(problem.fix).toBe(`remove one of ${first} and ${second}, keeping the one that matches how your tokens are signed`);
     expect(config.auth).toBeUndefined();
+  });
+
+  it("says to remove all but one of three verification settings", () => {
+    const env = { API_KEYS_MCP_JWT_SECRET: TEST_SECRET, API_KEYS_MCP_JWT_PUBLIC_KEY_FILE: "/run/key.pem", API_KEYS_MCP_JWKS_URL: "https://issuer.example.test/jwks" };
+    const problem = onlyProblem(load(env).problems, "API_KEYS_MCP_JWT_SECRET", [TEST_SECRET, "/run/key.pem", "issuer.example.test"]);
+    expect(problem.fix).toMatch(/^remove all but one of API_KEYS_MCP_JWT_SECRET, API_KEYS_MCP_JWT_PUBLIC_KEY_FILE and API_KEYS_MCP_JWKS_URL,/);
   });
 
   it("refuses a secret under 32 bytes, without echoing it", () => {
     const secret = "short-secret-zq81x-31-bytes-abc";
     expect(secret).toHaveLength(31);
     const { config, problems } = load({ API_KEYS_MCP_JWT_SECRET: secret });
-    expect(onlyProblem(problems, "API_KEYS_MCP_JWT_SECRET", [secret, "zq81x"]).message).toContain("32 bytes");
+    const problem = onlyProblem(problems, "API_KEYS_MCP_JWT_SECRET", [secret, "zq81x"]);
+    expect(problem.message).toContain("32 bytes");
+    expect(problem.fix).toMatch(/^set API_KEYS_MCP_JWT_SECRET to the secret .*at least 32 bytes/);
     expect(config.auth).toBeUndefined();
   });
 
@@ -199,15 +212,18 @@ describe("loadConfig verification settings (A2)", () => {
     const secret = "b".repeat(31);
     writeFileSync(file, `${secret}\n`);
     const { problems } = load({ API_KEYS_MCP_JWT_SECRET_FILE: file });
-    onlyProblem(problems, "API_KEYS_MCP_JWT_SECRET_FILE", [secret, file, dir.path]);
+    const problem = onlyProblem(problems, "API_KEYS_MCP_JWT_SECRET_FILE", [secret, file, dir.path]);
+    // The file's content is wrong, not the variable: the fix is about what the file holds.
+    expect(problem.fix).toMatch(/^set API_KEYS_MCP_JWT_SECRET_FILE to a file holding the secret .*at least 32 bytes/);
   });
 
   it.each(["API_KEYS_MCP_JWT_SECRET_FILE", "API_KEYS_MCP_JWT_PUBLIC_KEY_FILE"])(
-    "makes an unreadable %s a problem whose message has no path",
+    "makes an unreadable %s a problem whose fix is to make the file readable, with no path",
     (variable) => {
       const file = join(dir.path, "no-such-file-zq81x");
       const { config, problems } = load({ [variable]: file });
-      onlyProblem(problems, variable, [file, dir.path, "zq81x"]);
+      const problem = onlyProblem(problems, variable, [file, dir.path, "zq81x"]);
+      expect(problem.fix).toMatch(new RegExp(`^make the file named by ${variable} readable by the user the server runs as`));
       expect(config.auth).toBeUndefined();
     },
   );
@@ -248,7 +264,9 @@ describe("loadConfig verification settings (A2)", () => {
     const privatePem = makePem();
     const body = privatePem.split("\n")[1]!;
     const { config, problems } = load({ API_KEYS_MCP_JWT_PUBLIC_KEY: privatePem });
-    expect(onlyProblem(problems, "API_KEYS_MCP_JWT_PUBLIC_KEY", [body]).message).toMatch(/private key/);
+    const problem = onlyProblem(problems, "API_KEYS_MCP_JWT_PUBLIC_KEY", [body]);
+    expect(problem.message).toMatch(/private key/);
+    expect(problem.fix).toMatch(/^set API_KEYS_MCP_JWT_PUBLIC_KEY to the issuer's PEM public key .*never the private key$/);
     expect(config.auth).toBeUndefined();
   });
 
@@ -306,33 +324,82 @@ describe("loadConfig verification settings (A2)", () => {
 });
 
 describe("loadConfig database path (S2)", () => {
+  const DEFAULT_LINUX = join(HOME, ".local", "share", "api-keys-mcp", "keys.db");
+
   it.each([
     ["an absolute path", "/var/lib/api-keys/keys.db", "/var/lib/api-keys/keys.db"],
     ["a path under ~/", "~/data/keys.db", join(HOME, "data", "keys.db")],
     [":memory:", ":memory:", ":memory:"],
-  ])("accepts %s", (_label, value, expected) => {
+  ])("accepts %s, and leaves its directory for the operator to create", (_label, value, expected) => {
     const { config, problems } = loadWithSecret({ API_KEYS_MCP_DB: value });
     expect(problems).toEqual([]);
     expect(config.dbPath).toBe(expected);
+    expect(config.createDbDirectory).toBe(false);
   });
 
-  it.each(["keys.db", "./keys.db", "data/keys.db", "~keys.db"])("refuses the relative path %s and falls back to the default", (value) => {
+  it.each(["keys.db", "./keys.db", "data/keys.db", "~keys.db"])("refuses the relative path %s, and names no database", (value) => {
     const { config, problems } = loadWithSecret({ API_KEYS_MCP_DB: value });
-    onlyProblem(problems, "API_KEYS_MCP_DB", [value]);
-    expect(config.dbPath).toBe(join(HOME, ".local", "share", "api-keys-mcp", "keys.db"));
+    const problem = onlyProblem(problems, "API_KEYS_MCP_DB", [value]);
+    expect(problem.fix).toBe("set API_KEYS_MCP_DB to an absolute path (or one starting with ~/), or remove it to use the default location");
+    // Not the default either: that is not where the operator asked for the keys to be.
+    expect(config.dbPath).toBeUndefined();
+    expect(config.createDbDirectory).toBe(false);
   });
 
   it.each([
-    ["linux without XDG_DATA_HOME", "linux", {}, join(HOME, ".local", "share", "api-keys-mcp", "keys.db")],
+    ["linux without XDG_DATA_HOME", "linux", {}, DEFAULT_LINUX],
     ["linux with XDG_DATA_HOME", "linux", { XDG_DATA_HOME: "/xdg/data" }, join("/xdg/data", "api-keys-mcp", "keys.db")],
-    ["linux with a relative XDG_DATA_HOME (ignored)", "linux", { XDG_DATA_HOME: "rel/data" }, join(HOME, ".local", "share", "api-keys-mcp", "keys.db")],
+    ["linux with a relative XDG_DATA_HOME (ignored)", "linux", { XDG_DATA_HOME: "rel/data" }, DEFAULT_LINUX],
     ["darwin", "darwin", { XDG_DATA_HOME: "/xdg/data" }, join(HOME, "Library", "Application Support", "api-keys-mcp", "keys.db")],
-    ["win32 with APPDATA", "win32", { APPDATA: "C:\\Users\\tester\\AppData\\Roaming" }, join("C:\\Users\\tester\\AppData\\Roaming", "api-keys-mcp", "keys.db")],
-    ["win32 without APPDATA", "win32", {}, join(HOME, "AppData", "Roaming", "api-keys-mcp", "keys.db")],
-  ] as const)("defaults to the per-user data directory on %s", (_label, platform, env, expected) => {
+    ["win32 with APPDATA", "win32", { APPDATA: "C:\\Users\\tester\\AppData\\Roaming" }, "C:\\Users\\tester\\AppData\\Roaming\\api-keys-mcp\\keys.db"],
+    ["win32 without APPDATA", "win32", {}, win32.join(HOME, "AppData", "Roaming", "api-keys-mcp", "keys.db")],
+    ["win32 with a relative APPDATA (ignored)", "win32", { APPDATA: "AppData\\Roaming" }, win32.join(HOME, "AppData", "Roaming", "api-keys-mcp", "keys.db")],
+  ] as const)("defaults to the per-user data directory on %s, which the server may create", (_label, platform, env, expected) => {
     const { config, problems } = loadWithSecret(env, platform);
     expect(problems).toEqual([]);
     expect(config.dbPath).toBe(expected);
+    expect(config.createDbDirectory).toBe(true);
+  });
+
+  // `HOME= node …` or a host that passes a relative HOME: joining onto it would put the database
+  // under whatever working directory the host started the server in.
+  it.each([
+    ["linux, empty HOME", "linux", {}, "", "HOME"],
+    ["linux, relative HOME", "linux", {}, "home/tester-zq81x", "HOME"],
+    ["linux, relative HOME and relative XDG_DATA_HOME", "linux", { XDG_DATA_HOME: "data-zq81x" }, "home/tester-zq81x", "HOME"],
+    ["darwin, empty HOME", "darwin", {}, "", "HOME"],
+    ["win32, relative home and no APPDATA", "win32", {}, "Users\\tester-zq81x", "USERPROFILE"],
+    ["win32, empty home and relative APPDATA", "win32", { APPDATA: "Roaming-zq81x" }, "", "USERPROFILE"],
+  ] as const)("refuses a default location built on an unusable home directory (%s)", (_label, platform, env, homedir, homeVariable) => {
+    const { config, problems } = loadWithSecret(env, platform, homedir);
+    const problem = onlyProblem(problems, "API_KEYS_MCP_DB", ["zq81x"]);
+    expect(problem.message).toMatch(/home directory is empty or not an absolute path/);
+    expect(problem.fix).toMatch(/^set API_KEYS_MCP_DB to an absolute path/);
+    expect(problem.fix).toContain(`${homeVariable} set to the user's home directory`);
+    expect(config.dbPath).toBeUndefined();
+    expect(config.createDbDirectory).toBe(false);
+  });
+
+  it.each([
+    ["linux", { XDG_DATA_HOME: "/xdg/data" }, join("/xdg/data", "api-keys-mcp", "keys.db")],
+    ["win32", { APPDATA: "C:\\Roaming" }, "C:\\Roaming\\api-keys-mcp\\keys.db"],
+  ] as const)("needs no home directory on %s when the data directory is set absolutely", (platform, env, expected) => {
+    const { config, problems } = loadWithSecret(env, platform, "");
+    expect(problems).toEqual([]);
+    expect(config.dbPath).toBe(expected);
+  });
+
+  it.each(["", "relative-home"])("refuses ~/ in API_KEYS_MCP_DB when the home directory is %j", (homedir) => {
+    const { config, problems } = loadWithSecret({ API_KEYS_MCP_DB: "~/keys.db" }, "linux", homedir);
+    const problem = onlyProblem(problems, "API_KEYS_MCP_DB", ["relative-home"]);
+    expect(problem.fix).toMatch(/^set API_KEYS_MCP_DB to an absolute path that does not start with ~\//);
+    expect(config.dbPath).toBeUndefined();
+  });
+
+  it("takes an absolute API_KEYS_MCP_DB even when the home directory is unusable", () => {
+    const { config, problems } = loadWithSecret({ API_KEYS_MCP_DB: "/srv/keys.db" }, "linux", "");
+    expect(problems).toEqual([]);
+    expect(config.dbPath).toBe("/srv/keys.db");
   });
 });
 
@@ -381,5 +448,43 @@ describe("a misconfigured server still starts and answers ERR_CONFIG (E3)", () =
   it("names an invalid setting other than the key material", async () => {
     server = await startTestServer({ env: { API_KEYS_MCP_RATE_LIMIT_READ: "lots-zq81x" } });
     await expectConfigErrorEverywhere("API_KEYS_MCP_RATE_LIMIT_READ", ["zq81x"]);
+  });
+
+  /** The text every call answers with; expectConfigErrorEverywhere has checked they are all alike. */
+  async function configErrorText(): Promise<string> {
+    const outcome = await server!.call("list_api_keys", { token: await merchantToken("merchant_a", "user_a") });
+    return outcome.ok ? "" : outcome.text;
+  }
+
+  // The advice has to be the fix: "set" would send the operator to add a second setting, or to
+  // re-type a path that is right, instead of removing one or changing the file's permissions.
+  it("tells the operator to remove one of two verification settings, not to set one", async () => {
+    server = await startTestServer({ env: { API_KEYS_MCP_JWKS_URL: "https://issuer.example.test/jwks" } });
+    await expectConfigErrorEverywhere("API_KEYS_MCP_JWKS_URL", [TEST_SECRET]);
+    expect(await configErrorText()).toBe(
+      "ERR_CONFIG: The server is not configured correctly: more than one token verification setting is set " +
+        "(API_KEYS_MCP_JWT_SECRET and API_KEYS_MCP_JWKS_URL). Ask the operator to remove one of API_KEYS_MCP_JWT_SECRET " +
+        "and API_KEYS_MCP_JWKS_URL, keeping the one that matches how your tokens are signed, then restart the server.",
+    );
+  });
+
+  it("tells the operator to make an unreadable secret file readable, without its path", async () => {
+    const dir = tempDir();
+    try {
+      // A directory in place of the file: unreadable whoever runs the tests (root reads any mode).
+      server = await startTestServer({ env: { API_KEYS_MCP_JWT_SECRET: undefined, API_KEYS_MCP_JWT_SECRET_FILE: dir.path } });
+      await expectConfigErrorEverywhere("API_KEYS_MCP_JWT_SECRET_FILE", [dir.path, TEST_SECRET]);
+      expect(await configErrorText()).toMatch(
+        /Ask the operator to make the file named by API_KEYS_MCP_JWT_SECRET_FILE readable by the user the server runs as, or set API_KEYS_MCP_JWT_SECRET_FILE to the absolute path of the right file, then restart the server\.$/,
+      );
+    } finally {
+      dir.remove();
+    }
+  });
+
+  it("says how many more problems the log lists", async () => {
+    server = await startTestServer({ env: { API_KEYS_MCP_LOG_LEVEL: "loud", API_KEYS_MCP_RATE_LIMIT_READ: "x", API_KEYS_MCP_DB: "keys.db" } });
+    await expectConfigErrorEverywhere("API_KEYS_MCP_DB");
+    expect(await configErrorText()).toMatch(/then restart the server\. The server log lists 2 more configuration problems\.$/);
   });
 });

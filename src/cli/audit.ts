@@ -55,11 +55,14 @@ export async function auditCommand(args: string[], io: Io): Promise<number> {
 
   const { config, problems } = loadConfig({ env: io.env, platform: io.platform, homedir: io.homedir, readFile: io.readFileSync });
   const keyProblem = problems.find((problem) => problem.variable.startsWith("API_KEYS_MCP_AUDIT_KEY"));
-  if (keyProblem) return fail(keyProblem.message);
+  if (keyProblem) return fail(`${keyProblem.message}; ${keyProblem.fix}`);
   let path = parsed.values.db;
   if (path === undefined) {
-    const dbProblem = problems.find((problem) => problem.variable === "API_KEYS_MCP_DB");
-    if (dbProblem) return fail(dbProblem.message);
+    if (config.dbPath === undefined) {
+      // loadConfig leaves the path out exactly when it reports the location as a problem.
+      const dbProblem = problems.find((problem) => problem.variable === "API_KEYS_MCP_DB")!;
+      return fail(`${dbProblem.message}; ${dbProblem.fix}`);
+    }
     path = config.dbPath;
   }
 

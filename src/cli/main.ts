@@ -12,8 +12,9 @@ Usage:
   api-keys-mcp <command> --help help for a command
   api-keys-mcp --version        print the version
 
-Configuration is by environment variables (API_KEYS_MCP_*); at least one verification key:
-  API_KEYS_MCP_JWT_SECRET, API_KEYS_MCP_JWT_PUBLIC_KEY or API_KEYS_MCP_JWKS_URL.
+Configuration is by environment variables (API_KEYS_MCP_*); exactly one verification key:
+  API_KEYS_MCP_JWT_SECRET, API_KEYS_MCP_JWT_PUBLIC_KEY or API_KEYS_MCP_JWKS_URL
+  (or API_KEYS_MCP_JWT_SECRET_FILE / API_KEYS_MCP_JWT_PUBLIC_KEY_FILE).
 See the README for every variable, the tools and the error codes.
 `;
 
@@ -21,8 +22,8 @@ const SERVE_HELP = `Usage: api-keys-mcp [serve]
 
 Runs the MCP server on stdio: JSON-RPC on stdin/stdout, JSON log lines on stderr.
 Stops when stdin closes or on SIGINT/SIGTERM. Configured by API_KEYS_MCP_* variables
-(see the README); with no verification key it still starts and answers every call
-with ERR_CONFIG naming the variable to set.
+(see the README); with no verification key, or an invalid setting, it still starts
+and answers every call with ERR_CONFIG saying which setting is wrong and how to fix it.
 `;
 
 /**

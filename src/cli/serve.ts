@@ -66,10 +66,15 @@ export async function serve(io: Io): Promise<void> {
   io.onSignal("SIGINT", () => void shutdown("SIGINT"));
   io.onSignal("SIGTERM", () => void shutdown("SIGTERM"));
 
+  const ready = !(services instanceof AppError);
   logger.info("server_started", {
     version: io.version,
-    database: config.dbPath,
+    // Only the database actually open: with a problem, none is, whatever the settings name.
+    database: ready ? config.dbPath : null,
     verification: config.auth?.keyMaterial.kind ?? null,
-    ready: !(services instanceof AppError),
+    ready,
+    ...(!ready && {
+      reason: problems.length > 0 ? "invalid configuration (see config_problem)" : "the database could not be opened (see database_open_failed)",
+    }),
   });
 }

@@ -41,8 +41,10 @@ describe("secrets at rest and in logs", () => {
   });
 
   it("keeps plaintext keys and tokens out of the database, its WAL and SHM, stderr and stdout, and the file owner-only", async () => {
-    // A data directory that does not exist yet: the server creates it, and the file, owner-only.
-    const dbPath = join(dir.path, "data", "nested", "keys.db");
+    // The default location under a data directory that does not exist yet: the server creates
+    // it, and the file, owner-only.
+    const dataHome = join(dir.path, "data");
+    const dbPath = join(dataHome, "api-keys-mcp", "keys.db");
     const envToken = await merchantToken("merchant_secret", "user_env");
     const argToken = await merchantToken("merchant_secret", "user_arg");
     const fileToken = await merchantToken("merchant_secret", "user_file");
@@ -54,7 +56,7 @@ describe("secrets at rest and in logs", () => {
 
     /** A full lifecycle through one server process; `end` is how the process stops. */
     const lifecycle = async (env: Record<string, string>, end: "SIGKILL" | "stdin") => {
-      server = spawnRaw({ API_KEYS_MCP_JWT_SECRET: TEST_SECRET, API_KEYS_MCP_DB: dbPath, API_KEYS_MCP_LOG_LEVEL: "debug", ...env });
+      server = spawnRaw({ API_KEYS_MCP_JWT_SECRET: TEST_SECRET, XDG_DATA_HOME: dataHome, API_KEYS_MCP_LOG_LEVEL: "debug", ...env });
       const rpc = session(server);
       await rpc.initialize();
       const made: string[] = [];
@@ -149,7 +151,8 @@ describe("secrets at rest and in logs", () => {
     expect(checkFiles()).toBe(3);
     await lifecycle({ API_KEYS_MCP_TOKEN_FILE: tokenFile }, "stdin");
     expect(checkFiles()).toBe(1);
-    expect((statSync(join(dir.path, "data")).mode & 0o777).toString(8)).toBe("700");
+    expect((statSync(dataHome).mode & 0o777).toString(8)).toBe("700");
+    expect((statSync(join(dataHome, "api-keys-mcp")).mode & 0o777).toString(8)).toBe("700");
 
     // stdout: each plaintext in exactly one line, the create or rotate result that hands it over.
     for (const plaintext of plaintexts) {

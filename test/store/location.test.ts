@@ -1,7 +1,7 @@
 import { existsSync, mkdirSync, readdirSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { NativeModuleError, openDatabase } from "../../src/store/sqlite/database.js";
+import { DatabaseDirectoryMissingError, NativeModuleError, openDatabase } from "../../src/store/sqlite/database.js";
 import { startTestServer, type CallOutcome } from "../helpers/server.js";
 import { spawnClient, tempDir, type SpawnedClient } from "../helpers/spawn.js";
 import { merchantToken, TEST_SECRET } from "../helpers/tokens.js";
@@ -75,10 +75,52 @@ describe("database location (S2)", () => {
   });
 
   it("expands a leading ~/ in API_KEYS_MCP_DB to the home directory", async () => {
+    mkdirSync(join(home, "custom"));
     const client = await start({ API_KEYS_MCP_DB: "~/custom/keys.db" });
     await createOk(client);
     expect(mode(join(home, "custom", "keys.db"))).toBe(0o600);
     expect(readdirSync(cwd)).toEqual([]);
+  });
+
+  const refusal = (outcome: CallOutcome) => {
+    expect(outcome.ok).toBe(false);
+    expect((outcome as Extract<CallOutcome, { ok: false }>).code).toBe("ERR_CONFIG");
+    return (outcome as Extract<CallOutcome, { ok: false }>).text;
+  };
+
+  // os.homedir() returns HOME as it is, even empty or relative; joined onto the default location
+  // it would put the database under whatever directory the host started the server in.
+  it.each(["", "relative-home"])("refuses to guess a location when HOME is %j, and creates nothing anywhere", async (value) => {
+    const client = await start({ HOME: value });
+    const text = refusal(await client.call("create_api_key", { name: "homeless" }));
+    expect(text).toContain("the home directory is empty or not an absolute path");
+    expect(text).toContain("Ask the operator to set API_KEYS_MCP_DB to an absolute path");
+    expect(readdirSync(cwd)).toEqual([]);
+    expect(readdirSync(home)).toEqual([]);
+    expect(readdirSync(root.path).sort()).toEqual(["cwd", "home"]);
+  });
+
+  it("still finds the database through an absolute XDG_DATA_HOME when HOME is empty", async () => {
+    const xdg = join(root.path, "xdg-data");
+    const client = await start({ HOME: "", XDG_DATA_HOME: xdg });
+    await createOk(client);
+    expect(mode(join(xdg, "api-keys-mcp", "keys.db"))).toBe(0o600);
+    expect(readdirSync(cwd)).toEqual([]);
+  });
+
+  // Only the default location is created: a chosen path with a typo in its directory would
+  // otherwise start a new, empty database that knows none of the keys.
+  it.each([
+    ["an absolute path", () => join(root.path, "dta", "keys.db")],
+    ["a path under ~/", () => "~/dta/keys.db"],
+  ])("refuses API_KEYS_MCP_DB in a directory that does not exist (%s), and creates none", async (_label, value) => {
+    const client = await start({ API_KEYS_MCP_DB: value() });
+    const text = refusal(await client.call("create_api_key", { name: "typo" }));
+    expect(text).toContain("The directory named in API_KEYS_MCP_DB does not exist");
+    expect(text).toContain("Ask the operator to set API_KEYS_MCP_DB to a file in an existing directory");
+    expect(text).not.toContain(root.path);
+    expect(readdirSync(root.path).sort()).toEqual(["cwd", "home"]);
+    expect(readdirSync(home)).toEqual([]);
   });
 
   it.each(["keys.db", "./data/keys.db", "../keys.db"])("refuses the relative API_KEYS_MCP_DB %s with ERR_CONFIG and creates no file", async (relative) => {
@@ -91,6 +133,43 @@ describe("database location (S2)", () => {
     expect(readdirSync(cwd)).toEqual([]);
     expect(readdirSync(home)).toEqual([]);
     expect(readdirSync(root.path).sort()).toEqual(["cwd", "home"]);
+  });
+});
+
+describe("openDatabase and the database's directory", () => {
+  let dir: ReturnType<typeof tempDir>;
+  beforeEach(() => {
+    dir = tempDir();
+  });
+  afterEach(() => dir.remove());
+
+  it("does not create a missing directory unless asked, and says so with its own error", () => {
+    const path = join(dir.path, "missing", "keys.db");
+    expect(() => openDatabase(path)).toThrow(DatabaseDirectoryMissingError);
+    expect(existsSync(join(dir.path, "missing"))).toBe(false);
+  });
+
+  it("creates the directory owner-only when asked", () => {
+    const path = join(dir.path, "made", "nested", "keys.db");
+    openDatabase(path, { createDirectory: true }).close();
+    expect(mode(join(dir.path, "made"))).toBe(0o700);
+    expect(mode(join(dir.path, "made", "nested"))).toBe(0o700);
+    expect(mode(path)).toBe(0o600);
+  });
+
+  it("answers ERR_CONFIG saying the file is not a database when API_KEYS_MCP_DB names some other file", async () => {
+    const path = join(dir.path, "notes.txt");
+    writeFileSync(path, "not a database, just some text that is long enough to have a header\n".repeat(10));
+    const server = await startTestServer({ env: { API_KEYS_MCP_DB: path, API_KEYS_MCP_TOKEN: await merchantToken("merchant_notadb") } });
+    try {
+      const outcome = await server.call("list_api_keys", {});
+      expect(outcome).toMatchObject({ ok: false, code: "ERR_CONFIG" });
+      expect((outcome as Extract<CallOutcome, { ok: false }>).text).toContain(
+        "is not an SQLite database. Ask the operator to set API_KEYS_MCP_DB to the key database file",
+      );
+    } finally {
+      await server.close();
+    }
   });
 });
 

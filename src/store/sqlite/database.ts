@@ -12,6 +12,12 @@ import { checkSchemaVersion, migrate } from "./migrate.js";
 export const STATEMENT_BUSY_WAIT_MS = 20;
 
 export interface OpenDatabaseOptions {
+  /**
+   * Create the file's directory, owner-only (0700), when it is missing. Only the per-user default
+   * location asks for this: a chosen path whose directory is missing is far more likely a typo
+   * than a wish for a new, empty database, so it fails with DatabaseDirectoryMissingError.
+   */
+  createDirectory?: boolean;
   /** How long opening and migrating wait for another process's lock before SQLITE_BUSY. */
   busyTimeoutMs?: number;
   /** Path to the better-sqlite3 addon; only tests set it, to exercise a broken binary. */
@@ -28,6 +34,14 @@ export class NativeModuleError extends Error {
       { cause },
     );
     this.name = "NativeModuleError";
+  }
+}
+
+/** The database file's directory does not exist, and the caller did not ask for it to be created. */
+export class DatabaseDirectoryMissingError extends Error {
+  constructor(cause: unknown) {
+    super("the directory of the database file does not exist", { cause });
+    this.name = "DatabaseDirectoryMissingError";
   }
 }
 
@@ -57,13 +71,19 @@ function retryWhileBusy<T>(action: () => T, timeoutMs: number): T {
 
 /**
  * Opens (creating if needed) the key database and brings its schema up to date.
- * A new file is created owner-only (0600) inside an owner-only directory; SQLite gives its
- * -wal and -shm files the same permissions as the main file.
+ * A new file is created owner-only (0600), and its directory too when `createDirectory` asks for
+ * it; SQLite gives its -wal and -shm files the same permissions as the main file.
  */
 export function openDatabase(location: string, options: OpenDatabaseOptions = {}): Database.Database {
   if (location !== ":memory:") {
-    mkdirSync(dirname(location), { recursive: true, mode: 0o700 });
-    closeSync(openSync(location, "a", 0o600));
+    if (options.createDirectory) mkdirSync(dirname(location), { recursive: true, mode: 0o700 });
+    try {
+      closeSync(openSync(location, "a", 0o600));
+    } catch (error) {
+      const code = (error as { code?: unknown }).code;
+      if (code === "ENOENT" || code === "ENOTDIR") throw new DatabaseDirectoryMissingError(error);
+      throw error;
+    }
   }
 
   let db: Database.Database;
