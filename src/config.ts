@@ -2,6 +2,7 @@ import { createPublicKey, type KeyObject } from "node:crypto";
 import { isAbsolute, join } from "node:path";
 import * as z from "zod";
 import { DEFAULT_ROLE_PERMISSIONS, PERMISSIONS, type Permission } from "./auth/principal.js";
+import { DURATION_PATTERN, parseDuration } from "./keys/duration.js";
 import { LOG_LEVELS, type LogLevel } from "./log.js";
 
 /** How tokens are verified (A2): exactly one kind of key material. */
@@ -15,6 +16,8 @@ export interface AuthConfig {
   issuer?: string;
   audience?: string[];
   tenantClaim: string;
+  /** Tokens issued (`iat`) longer ago than this are refused; unset, only `exp` limits them. */
+  maxTokenAgeMs?: number;
   rolePermissions: Record<string, Permission[]>;
 }
 
@@ -45,6 +48,11 @@ export interface ConfigEnvironment {
 
 const SECRET_MIN_BYTES = 32;
 const positiveInt = z.coerce.number().int().positive().max(1_000_000);
+const duration = z
+  .string()
+  .regex(DURATION_PATTERN)
+  .transform((text) => parseDuration(text)!)
+  .pipe(z.number().positive());
 
 /**
  * The only reader of the environment. Never throws: a bad value becomes a problem, and the
@@ -91,6 +99,12 @@ export function loadConfig(source: ConfigEnvironment): { config: Config; problem
     'a JSON object mapping role ids to permission lists, e.g. {"merchant_operator":["api_keys:read","api_keys:write"]}',
   );
   const tenantClaim = setting("API_KEYS_MCP_TENANT_CLAIM", z.string().regex(/^[\w.:-]{1,64}$/), "merchant_id", "a claim name such as merchant_id");
+  const maxTokenAgeMs = setting<number | undefined>(
+    "API_KEYS_MCP_JWT_MAX_AGE",
+    duration,
+    undefined,
+    "a duration such as 30m, 8h or 2d: a whole number above zero followed by s, m, h or d",
+  );
 
   if (keyMaterial) {
     config.auth = {
@@ -101,6 +115,7 @@ export function loadConfig(source: ConfigEnvironment): { config: Config; problem
         .map((s) => s.trim())
         .filter(Boolean),
       tenantClaim,
+      maxTokenAgeMs,
       rolePermissions: { ...DEFAULT_ROLE_PERMISSIONS, ...rolePermissions },
     };
   }

@@ -87,6 +87,17 @@ describe("loadConfig defaults", () => {
     expect(config.dbPath).toBe(":memory:");
   });
 
+  it.each([
+    ["8h", 8 * 3_600_000],
+    ["30m", 1_800_000],
+    ["90s", 90_000],
+    ["2d", 2 * 86_400_000],
+  ])("reads API_KEYS_MCP_JWT_MAX_AGE=%s as %i ms", (value, ms) => {
+    const { config, problems } = loadWithSecret({ API_KEYS_MCP_JWT_MAX_AGE: value });
+    expect(problems).toEqual([]);
+    expect(config.auth?.maxTokenAgeMs).toBe(ms);
+  });
+
   it("treats empty values as unset", () => {
     const { config, problems } = loadWithSecret({ API_KEYS_MCP_LOG_LEVEL: "", API_KEYS_MCP_RATE_LIMIT_READ: "", API_KEYS_MCP_TOKEN: "  " });
     expect(problems).toEqual([]);
@@ -110,6 +121,14 @@ describe("loadConfig invalid values", () => {
     ["API_KEYS_MCP_ROLE_PERMISSIONS", '["api_keys:read","zq81x"]'],
     ["API_KEYS_MCP_ROLE_PERMISSIONS", '{"merchant_zq81x":"api_keys:read"}'],
     ["API_KEYS_MCP_TENANT_CLAIM", "merchant id zq81x"],
+    ["API_KEYS_MCP_JWT_MAX_AGE", "8zq81x"],
+    ["API_KEYS_MCP_JWT_MAX_AGE", "7781"],
+    ["API_KEYS_MCP_JWT_MAX_AGE", "0s"],
+    ["API_KEYS_MCP_JWT_MAX_AGE", "0d"],
+    ["API_KEYS_MCP_JWT_MAX_AGE", "-7781h"],
+    ["API_KEYS_MCP_JWT_MAX_AGE", "7.781h"],
+    ["API_KEYS_MCP_JWT_MAX_AGE", "7781w"],
+    ["API_KEYS_MCP_JWT_MAX_AGE", "7781 h"],
     ["API_KEYS_MCP_DB", "relative/zq81x.db"],
   ])("%s=%s is a problem naming the variable, without the value", (variable, value) => {
     const { config, problems } = loadWithSecret({ [variable]: value });

@@ -158,6 +158,41 @@ const CASES: TokenCase[] = [
     expect: { code: "ERR_AUTH_INVALID", message: /no exp claim/ },
   },
   {
+    label: "issued 9 h ago with API_KEYS_MCP_JWT_MAX_AGE=8h, though its exp is a day away",
+    env: () => ({ API_KEYS_MCP_JWT_MAX_AGE: "8h" }),
+    token: (now) => hyperswitchToken("merchant_admin", "merchant_hs", { now: now - 9 * 3600 }),
+    expect: { code: "ERR_AUTH_EXPIRED", message: /issued more than 8h ago.*sign in again/ },
+  },
+  {
+    label: "issued 8 h and 40 s ago with API_KEYS_MCP_JWT_MAX_AGE=8h (beyond the 30 s tolerance)",
+    env: () => ({ API_KEYS_MCP_JWT_MAX_AGE: "8h" }),
+    token: (now) => hyperswitchToken("merchant_admin", "merchant_hs", { now: now - 8 * 3600 - 40 }),
+    expect: { code: "ERR_AUTH_EXPIRED" },
+  },
+  {
+    label: "issued 7 h 59 min ago with API_KEYS_MCP_JWT_MAX_AGE=8h",
+    env: () => ({ API_KEYS_MCP_JWT_MAX_AGE: "8h" }),
+    token: (now) => hyperswitchToken("merchant_admin", "merchant_hs", { now: now - 8 * 3600 + 60 }),
+    expect: { created: { tenant: "merchant_hs", subject: HYPERSWITCH_USER } },
+  },
+  {
+    label: "no iat with API_KEYS_MCP_JWT_MAX_AGE set",
+    env: () => ({ API_KEYS_MCP_JWT_MAX_AGE: "30m" }),
+    token: (now) => signToken({ sub: "user_a", merchant_id: "merchant_a", scope: READ_WRITE, iat: undefined }, { now }),
+    expect: { code: "ERR_AUTH_INVALID", message: /no iat \(issued-at\) claim/ },
+  },
+  {
+    label: "iat 2 min in the future with API_KEYS_MCP_JWT_MAX_AGE set",
+    env: () => ({ API_KEYS_MCP_JWT_MAX_AGE: "30m" }),
+    token: (now) => signToken({ sub: "user_a", merchant_id: "merchant_a", scope: READ_WRITE, iat: now + 120 }, { now }),
+    expect: { code: "ERR_AUTH_INVALID", message: /issued in the future/ },
+  },
+  {
+    label: "no iat and no maximum age configured",
+    token: (now) => signToken({ sub: "user_a", merchant_id: "merchant_a", scope: READ_WRITE, iat: undefined }, { now }),
+    expect: { listed: true },
+  },
+  {
     label: "wrong iss when an issuer is configured",
     env: () => ({ API_KEYS_MCP_JWT_ISSUER: ISSUER, API_KEYS_MCP_JWT_AUDIENCE: AUDIENCE }),
     token: (now) => signToken({ sub: "user_a", merchant_id: "merchant_a", scope: READ_WRITE, iss: "https://evil.example.test", aud: AUDIENCE }, { now }),
