@@ -15,7 +15,8 @@ export interface AuthConfig {
   keyMaterial: KeyMaterial;
   issuer?: string;
   audience?: string[];
-  tenantClaim: string;
+  /** The claims the tenant is made of: one (its value is the tenant id) or several. */
+  tenantClaims: string[];
   /** Tokens issued (`iat`) longer ago than this are refused; unset, only `exp` limits them. */
   maxTokenAgeMs?: number;
   rolePermissions: Record<string, Permission[]>;
@@ -53,6 +54,18 @@ const duration = z
   .regex(DURATION_PATTERN)
   .transform((text) => parseDuration(text)!)
   .pipe(z.number().positive());
+const CLAIM_NAME = /^[\w.:-]{1,64}$/;
+const MAX_TENANT_CLAIMS = 8;
+const claimList = z
+  .string()
+  .transform((text) => text.split(",").map((name) => name.trim()))
+  .pipe(
+    z
+      .array(z.string().regex(CLAIM_NAME))
+      .min(1)
+      .max(MAX_TENANT_CLAIMS)
+      .refine((names) => new Set(names).size === names.length),
+  );
 
 /**
  * The only reader of the environment. Never throws: a bad value becomes a problem, and the
@@ -98,7 +111,12 @@ export function loadConfig(source: ConfigEnvironment): { config: Config; problem
     {},
     'a JSON object mapping role ids to permission lists, e.g. {"merchant_operator":["api_keys:read","api_keys:write"]}',
   );
-  const tenantClaim = setting("API_KEYS_MCP_TENANT_CLAIM", z.string().regex(/^[\w.:-]{1,64}$/), "merchant_id", "a claim name such as merchant_id");
+  const tenantClaims = setting(
+    "API_KEYS_MCP_TENANT_CLAIM",
+    claimList,
+    ["merchant_id"],
+    `a claim name such as merchant_id, or up to ${MAX_TENANT_CLAIMS} claim names separated by commas, each once (e.g. tenant_id,merchant_id)`,
+  );
   const maxTokenAgeMs = setting<number | undefined>(
     "API_KEYS_MCP_JWT_MAX_AGE",
     duration,
@@ -114,7 +132,7 @@ export function loadConfig(source: ConfigEnvironment): { config: Config; problem
         ?.split(",")
         .map((s) => s.trim())
         .filter(Boolean),
-      tenantClaim,
+      tenantClaims,
       maxTokenAgeMs,
       rolePermissions: { ...DEFAULT_ROLE_PERMISSIONS, ...rolePermissions },
     };

@@ -59,7 +59,7 @@ export function createServices(options: ServiceOptions): ToolServices | AppError
   const authorizer = new Authorizer({
     resolveToken: createTokenResolver({ value: config.token.value, file: config.token.file, readFile: options.readTokenFile }),
     verifyToken: createTokenVerifier(config.auth, clock, jwks),
-    tenantClaim: config.auth.tenantClaim,
+    tenantClaims: config.auth.tenantClaims,
     rolePermissions: config.auth.rolePermissions,
     clock,
     limits: config.rateLimits,

@@ -59,7 +59,7 @@ describe("loadConfig defaults", () => {
       keyMaterial: { kind: "secret", secret: new TextEncoder().encode(TEST_SECRET) },
       issuer: undefined,
       audience: undefined,
-      tenantClaim: "merchant_id",
+      tenantClaims: ["merchant_id"],
       rolePermissions: DEFAULT_ROLE_PERMISSIONS,
     });
   });
@@ -80,11 +80,22 @@ describe("loadConfig defaults", () => {
     expect(problems).toEqual([]);
     expect(config.logLevel).toBe("debug");
     expect(config.rateLimits).toEqual({ read: 10, write: 5, authFailures: 3 });
-    expect(config.auth?.tenantClaim).toBe("org_merchant");
+    expect(config.auth?.tenantClaims).toEqual(["org_merchant"]);
     expect(config.auth?.issuer).toBe("https://issuer.example.test");
     expect(config.auth?.audience).toEqual(["one", "two", "three"]);
     expect(config.token).toEqual({ value: "token-value", file: "/run/token" });
     expect(config.dbPath).toBe(":memory:");
+  });
+
+  it.each([
+    ["tenant_id,merchant_id", ["tenant_id", "merchant_id"]],
+    [" tenant_id , merchant_id ", ["tenant_id", "merchant_id"]],
+    ["org_id,tenant_id,merchant_id", ["org_id", "tenant_id", "merchant_id"]],
+    ["merchant_id", ["merchant_id"]],
+  ])("reads API_KEYS_MCP_TENANT_CLAIM=%j as the claims %j", (value, claims) => {
+    const { config, problems } = loadWithSecret({ API_KEYS_MCP_TENANT_CLAIM: value });
+    expect(problems).toEqual([]);
+    expect(config.auth?.tenantClaims).toEqual(claims);
   });
 
   it.each([
@@ -121,6 +132,11 @@ describe("loadConfig invalid values", () => {
     ["API_KEYS_MCP_ROLE_PERMISSIONS", '["api_keys:read","zq81x"]'],
     ["API_KEYS_MCP_ROLE_PERMISSIONS", '{"merchant_zq81x":"api_keys:read"}'],
     ["API_KEYS_MCP_TENANT_CLAIM", "merchant id zq81x"],
+    ["API_KEYS_MCP_TENANT_CLAIM", "tenant_id,,merchant_zq81x"],
+    ["API_KEYS_MCP_TENANT_CLAIM", "merchant_zq81x,merchant_zq81x"],
+    ["API_KEYS_MCP_TENANT_CLAIM", "tenant_id, merchant zq81x"],
+    ["API_KEYS_MCP_TENANT_CLAIM", " , "],
+    ["API_KEYS_MCP_TENANT_CLAIM", "a,b,c,d,e,f,g,h,zq81x"],
     ["API_KEYS_MCP_JWT_MAX_AGE", "8zq81x"],
     ["API_KEYS_MCP_JWT_MAX_AGE", "7781"],
     ["API_KEYS_MCP_JWT_MAX_AGE", "0s"],
