@@ -2,6 +2,7 @@ import { createPublicKey, type KeyObject } from "node:crypto";
 import { posix, win32 } from "node:path";
 import * as z from "zod";
 import { DEFAULT_ROLE_PERMISSIONS, PERMISSIONS, type Permission } from "./auth/principal.js";
+import { DURATION_PATTERN, parseDuration } from "./keys/duration.js";
 import { LOG_LEVELS, type LogLevel } from "./log.js";
 
 /** How tokens are verified (A2): exactly one kind of key material. */
@@ -14,7 +15,10 @@ export interface AuthConfig {
   keyMaterial: KeyMaterial;
   issuer?: string;
   audience?: string[];
-  tenantClaim: string;
+  /** The claims the tenant is made of: one (its value is the tenant id) or several. */
+  tenantClaims: string[];
+  /** Tokens issued (`iat`) longer ago than this are refused; unset, only `exp` limits them. */
+  maxTokenAgeMs?: number;
   rolePermissions: Record<string, Permission[]>;
 }
 
@@ -58,6 +62,23 @@ export interface ConfigEnvironment {
 
 const SECRET_MIN_BYTES = 32;
 const positiveInt = z.coerce.number().int().positive().max(1_000_000);
+const duration = z
+  .string()
+  .regex(DURATION_PATTERN)
+  .transform((text) => parseDuration(text)!)
+  .pipe(z.number().positive());
+const CLAIM_NAME = /^[\w.:-]{1,64}$/;
+const MAX_TENANT_CLAIMS = 8;
+const claimList = z
+  .string()
+  .transform((text) => text.split(",").map((name) => name.trim()))
+  .pipe(
+    z
+      .array(z.string().regex(CLAIM_NAME))
+      .min(1)
+      .max(MAX_TENANT_CLAIMS)
+      .refine((names) => new Set(names).size === names.length),
+  );
 
 /**
  * The only reader of the environment. Never throws: a bad value becomes a problem, and the
@@ -107,7 +128,18 @@ export function loadConfig(source: ConfigEnvironment): { config: Config; problem
     {},
     'a JSON object mapping role ids to permission lists, e.g. {"merchant_operator":["api_keys:read","api_keys:write"]}',
   );
-  const tenantClaim = setting("API_KEYS_MCP_TENANT_CLAIM", z.string().regex(/^[\w.:-]{1,64}$/), "merchant_id", "a claim name such as merchant_id");
+  const tenantClaims = setting(
+    "API_KEYS_MCP_TENANT_CLAIM",
+    claimList,
+    ["merchant_id"],
+    `a claim name such as merchant_id, or up to ${MAX_TENANT_CLAIMS} claim names separated by commas, each once (e.g. tenant_id,merchant_id)`,
+  );
+  const maxTokenAgeMs = setting<number | undefined>(
+    "API_KEYS_MCP_JWT_MAX_AGE",
+    duration,
+    undefined,
+    "a duration such as 30m, 8h or 2d: a whole number above zero followed by s, m, h or d",
+  );
 
   if (keyMaterial) {
     config.auth = {
@@ -117,7 +149,8 @@ export function loadConfig(source: ConfigEnvironment): { config: Config; problem
         ?.split(",")
         .map((s) => s.trim())
         .filter(Boolean),
-      tenantClaim,
+      tenantClaims,
+      maxTokenAgeMs,
       rolePermissions: { ...DEFAULT_ROLE_PERMISSIONS, ...rolePermissions },
     };
   }

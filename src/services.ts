@@ -53,9 +53,7 @@ export function createServices(options: ServiceOptions): ToolServices | AppError
   const authorizer = new Authorizer({
     resolveToken: createTokenResolver({ value: config.token.value, file: config.token.file, readFile: options.readTokenFile }),
     verifyToken: createTokenVerifier(config.auth, clock, jwks),
-    // A JWKS can withdraw a key at any time; a secret or a PEM changes only with a restart.
-    cacheMaxAgeMs: config.auth.keyMaterial.kind === "jwks" ? jwks.cacheMaxAgeMs : undefined,
-    tenantClaim: config.auth.tenantClaim,
+    tenantClaims: config.auth.tenantClaims,
     rolePermissions: config.auth.rolePermissions,
     clock,
     limits: config.rateLimits,

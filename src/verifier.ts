@@ -1,7 +1,8 @@
 import { existsSync } from "node:fs";
 import Database from "better-sqlite3";
 import { systemClock, type Clock } from "./clock.js";
-import { countUse, judgeKey, lookupHash, type VerifyCode } from "./keys/verify.js";
+import { ENVIRONMENTS, KEY_TYPES } from "./keys/format.js";
+import { countUse, judgeKey, screenKey, type KeyRequirement, type VerifyCode } from "./keys/verify.js";
 import { toKeyView, type KeyView } from "./keys/view.js";
 import { openDatabase } from "./store/sqlite/database.js";
 import { migrate } from "./store/sqlite/migrate.js";
@@ -16,6 +17,13 @@ export interface VerifierOptions {
   usageFlushMs?: number;
 }
 
+/**
+ * What the service requires of the key, e.g. `{ type: "secret", environment: "live" }`. A key of
+ * another type or environment is refused (WRONG_TYPE, WRONG_ENVIRONMENT) from its prefix alone:
+ * no lookup, no use counted.
+ */
+export type VerifyOptions = KeyRequirement;
+
 export interface VerifyResult {
   valid: boolean;
   code: VerifyCode;
@@ -27,7 +35,7 @@ export interface VerifyResult {
 
 export interface Verifier {
   /** Checks a plaintext key against every tenant. Never throws for a bad key: the code says why. */
-  verify(plaintext: string): Promise<VerifyResult>;
+  verify(plaintext: string, options?: VerifyOptions): Promise<VerifyResult>;
   /** Writes counted uses and closes the database if the verifier opened it. */
   close(): Promise<void>;
 }
@@ -55,14 +63,15 @@ export function openVerifier(options: VerifierOptions): Verifier {
   const repository = new SqliteKeyRepository(db, { usageFlushMs: options.usageFlushMs, closeDatabase: ownsDb });
   let closed = false;
   return {
-    async verify(plaintext) {
+    async verify(plaintext, options = {}) {
       if (closed) throw new Error("openVerifier: verify() called after close()");
       if (typeof plaintext !== "string") throw new TypeError("verify: the key must be a string");
+      checkOptions(options);
       // Synchronous inside: one statement, no promise between the lookup and the verdict.
-      const hash = lookupHash(plaintext);
-      if (hash === undefined) return { valid: false, code: "MALFORMED" };
+      const screened = screenKey(plaintext, options);
+      if ("code" in screened) return { valid: false, code: screened.code };
       const now = clock();
-      const check = countUse(judgeKey(repository.lookupByHash(hash), now), repository, now);
+      const check = countUse(judgeKey(repository.lookupByHash(screened.hash), now), repository, now);
       if (!("record" in check)) return { valid: false, code: check.code };
       return { valid: check.code === "VALID", code: check.code, key: toKeyView(check.record, now), merchant_id: check.record.tenantId };
     },
@@ -72,4 +81,14 @@ export function openVerifier(options: VerifierOptions): Verifier {
       await repository.close();
     },
   };
+}
+
+/** A misspelt requirement must not pass every key: `{ type: "sk" }` is a programming error. */
+function checkOptions(options: VerifyOptions): void {
+  if (typeof options !== "object" || options === null) throw new TypeError("verify: options must be an object such as { type: \"secret\", environment: \"live\" }");
+  const { type, environment } = options;
+  if (type !== undefined && !KEY_TYPES.includes(type)) throw new TypeError(`verify: options.type must be one of ${KEY_TYPES.join(", ")}`);
+  if (environment !== undefined && !ENVIRONMENTS.includes(environment)) {
+    throw new TypeError(`verify: options.environment must be one of ${ENVIRONMENTS.join(", ")}`);
+  }
 }

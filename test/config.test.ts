@@ -64,7 +64,7 @@ describe("loadConfig defaults", () => {
       keyMaterial: { kind: "secret", secret: new TextEncoder().encode(TEST_SECRET) },
       issuer: undefined,
       audience: undefined,
-      tenantClaim: "merchant_id",
+      tenantClaims: ["merchant_id"],
       rolePermissions: DEFAULT_ROLE_PERMISSIONS,
     });
   });
@@ -85,11 +85,33 @@ describe("loadConfig defaults", () => {
     expect(problems).toEqual([]);
     expect(config.logLevel).toBe("debug");
     expect(config.rateLimits).toEqual({ read: 10, write: 5, authFailures: 3 });
-    expect(config.auth?.tenantClaim).toBe("org_merchant");
+    expect(config.auth?.tenantClaims).toEqual(["org_merchant"]);
     expect(config.auth?.issuer).toBe("https://issuer.example.test");
     expect(config.auth?.audience).toEqual(["one", "two", "three"]);
     expect(config.token).toEqual({ value: "token-value", file: "/run/token" });
     expect(config.dbPath).toBe(":memory:");
+  });
+
+  it.each([
+    ["tenant_id,merchant_id", ["tenant_id", "merchant_id"]],
+    [" tenant_id , merchant_id ", ["tenant_id", "merchant_id"]],
+    ["org_id,tenant_id,merchant_id", ["org_id", "tenant_id", "merchant_id"]],
+    ["merchant_id", ["merchant_id"]],
+  ])("reads API_KEYS_MCP_TENANT_CLAIM=%j as the claims %j", (value, claims) => {
+    const { config, problems } = loadWithSecret({ API_KEYS_MCP_TENANT_CLAIM: value });
+    expect(problems).toEqual([]);
+    expect(config.auth?.tenantClaims).toEqual(claims);
+  });
+
+  it.each([
+    ["8h", 8 * 3_600_000],
+    ["30m", 1_800_000],
+    ["90s", 90_000],
+    ["2d", 2 * 86_400_000],
+  ])("reads API_KEYS_MCP_JWT_MAX_AGE=%s as %i ms", (value, ms) => {
+    const { config, problems } = loadWithSecret({ API_KEYS_MCP_JWT_MAX_AGE: value });
+    expect(problems).toEqual([]);
+    expect(config.auth?.maxTokenAgeMs).toBe(ms);
   });
 
   it("treats empty values as unset", () => {
@@ -115,6 +137,19 @@ describe("loadConfig invalid values", () => {
     ["API_KEYS_MCP_ROLE_PERMISSIONS", '["api_keys:read","zq81x"]'],
     ["API_KEYS_MCP_ROLE_PERMISSIONS", '{"merchant_zq81x":"api_keys:read"}'],
     ["API_KEYS_MCP_TENANT_CLAIM", "merchant id zq81x"],
+    ["API_KEYS_MCP_TENANT_CLAIM", "tenant_id,,merchant_zq81x"],
+    ["API_KEYS_MCP_TENANT_CLAIM", "merchant_zq81x,merchant_zq81x"],
+    ["API_KEYS_MCP_TENANT_CLAIM", "tenant_id, merchant zq81x"],
+    ["API_KEYS_MCP_TENANT_CLAIM", " , "],
+    ["API_KEYS_MCP_TENANT_CLAIM", "a,b,c,d,e,f,g,h,zq81x"],
+    ["API_KEYS_MCP_JWT_MAX_AGE", "8zq81x"],
+    ["API_KEYS_MCP_JWT_MAX_AGE", "7781"],
+    ["API_KEYS_MCP_JWT_MAX_AGE", "0s"],
+    ["API_KEYS_MCP_JWT_MAX_AGE", "0d"],
+    ["API_KEYS_MCP_JWT_MAX_AGE", "-7781h"],
+    ["API_KEYS_MCP_JWT_MAX_AGE", "7.781h"],
+    ["API_KEYS_MCP_JWT_MAX_AGE", "7781w"],
+    ["API_KEYS_MCP_JWT_MAX_AGE", "7781 h"],
   ])("%s=%s is a problem naming the variable, without the value, and how to fix it", (variable, value) => {
     const { config, problems } = loadWithSecret({ [variable]: value });
     const problem = onlyProblem(problems, variable, value === "0" ? [] : [value, "zq81x", "7781"]);

@@ -4,10 +4,10 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import Database from "better-sqlite3";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { generateApiKey } from "../src/keys/format.js";
+import { generateApiKey, type Environment, type KeyType } from "../src/keys/format.js";
 import { newKeyId } from "../src/keys/ids.js";
 import { issueApiKey } from "../src/keys/secret.js";
-import { openVerifier } from "../src/lib.js";
+import { openVerifier, VERIFY_CODES } from "../src/lib.js";
 import { openDatabase } from "../src/store/sqlite/database.js";
 import { SqliteKeyRepository } from "../src/store/sqlite/repository.js";
 import { testClock } from "./helpers/server.js";
@@ -27,16 +27,18 @@ describe("openVerifier, the library export (V1)", () => {
     const clock = testClock(START);
     const repository = new SqliteKeyRepository(openDatabase(dbPath));
     keys = {};
-    const add = async (label: string, tenantId: string, expiresAt: number | null = null, scopes: string[] = []) => {
-      const issued = issueApiKey("secret", "live");
+    const add = async (label: string, tenantId: string, expiresAt: number | null = null, scopes: string[] = [], type: KeyType = "secret", environment: Environment = "live") => {
+      const issued = issueApiKey(type, environment);
       const keyId = newKeyId();
-      await repository.createKey({ tenantId, subject: "setup" }, { keyId, name: label, description: null, type: "secret", environment: "live", prefix: issued.prefix, hash: issued.hash, hashVersion: 1, expiresAt, scopes }, clock());
+      await repository.createKey({ tenantId, subject: "setup" }, { keyId, name: label, description: null, type, environment, prefix: issued.prefix, hash: issued.hash, hashVersion: 1, expiresAt, scopes }, clock());
       keys[label] = { id: keyId, plaintext: issued.plaintext };
     };
     await add("a", "merchant_a", null, ["payments:read"]);
     await add("b", "merchant_b");
     await add("expiring", "merchant_a", START + 30 * DAY);
     await add("revoked", "merchant_a");
+    await add("publishable", "merchant_a", null, [], "publishable", "live");
+    await add("test", "merchant_a", null, [], "secret", "test");
     await repository.revokeKey({ tenantId: "merchant_a", subject: "setup" }, keys.revoked!.id, clock());
     await repository.close();
   });
@@ -108,6 +110,65 @@ describe("openVerifier, the library export (V1)", () => {
     expect(db.open).toBe(true);
     expect(db.prepare("SELECT u.usage_count FROM key_usage u JOIN api_keys k ON k.seq = u.key_seq WHERE k.key_id = ?").pluck().get(keys.b!.id)).toBe(1);
     db.close();
+  });
+
+  // A publishable key is meant to be public, and a test key is handed to anyone testing: a
+  // service that takes live secrets must be able to say so, or both pass as full access.
+  it("refuses a key of another type or environment than the service requires, from its prefix alone", async () => {
+    const db = new Database(dbPath);
+    const verifier = openVerifier({ db, clock: testClock(START), usageFlushMs: 3_600_000 });
+    const liveSecret = { type: "secret", environment: "live" } as const;
+    try {
+      expect(await verifier.verify(keys.a!.plaintext, liveSecret)).toMatchObject({ valid: true, code: "VALID", merchant_id: "merchant_a" });
+      expect(await verifier.verify(keys.publishable!.plaintext, liveSecret)).toEqual({ valid: false, code: "WRONG_TYPE" });
+      expect(await verifier.verify(keys.test!.plaintext, liveSecret)).toEqual({ valid: false, code: "WRONG_ENVIRONMENT" });
+      // The type is checked first; a key that is not well-formed stays MALFORMED.
+      expect(await verifier.verify(generateApiKey("publishable", "test"), liveSecret)).toEqual({ valid: false, code: "WRONG_TYPE" });
+      expect(await verifier.verify(keys.publishable!.plaintext.slice(0, -1), liveSecret)).toEqual({ valid: false, code: "MALFORMED" });
+      // Without a lookup: whether such a key exists, or is revoked, is not the service's business.
+      expect(await verifier.verify(keys.revoked!.plaintext, { environment: "test" })).toEqual({ valid: false, code: "WRONG_ENVIRONMENT" });
+      db.exec("DROP TABLE api_keys");
+      expect(await verifier.verify(keys.publishable!.plaintext, liveSecret)).toEqual({ valid: false, code: "WRONG_TYPE" });
+      expect(await verifier.verify(keys.test!.plaintext, liveSecret)).toEqual({ valid: false, code: "WRONG_ENVIRONMENT" });
+      await expect(verifier.verify(keys.a!.plaintext, liveSecret)).rejects.toThrow();
+    } finally {
+      await verifier.close().catch(() => undefined);
+      db.close();
+    }
+  });
+
+  it("requires only what the options name, and counts no use for a refused kind", async () => {
+    const verifier = openVerifier({ db: dbPath, clock: testClock(START), usageFlushMs: 3_600_000 });
+    for (let i = 0; i < 3; i++) {
+      expect((await verifier.verify(keys.publishable!.plaintext, { type: "secret" })).code).toBe("WRONG_TYPE");
+      expect((await verifier.verify(keys.test!.plaintext, { environment: "live" })).code).toBe("WRONG_ENVIRONMENT");
+    }
+    expect(await verifier.verify(keys.test!.plaintext, { type: "secret" })).toMatchObject({ valid: true, code: "VALID" });
+    expect(await verifier.verify(keys.publishable!.plaintext, { environment: "live" })).toMatchObject({ valid: true, code: "VALID" });
+    expect(await verifier.verify(keys.publishable!.plaintext, {})).toMatchObject({ valid: true, code: "VALID" });
+    await verifier.close();
+    const reader = new Database(dbPath, { readonly: true });
+    try {
+      const count = reader.prepare("SELECT u.usage_count FROM key_usage u JOIN api_keys k ON k.seq = u.key_seq WHERE k.key_id = ?").pluck();
+      expect([count.get(keys.test!.id), count.get(keys.publishable!.id)]).toEqual([1, 2]);
+    } finally {
+      reader.close();
+    }
+  });
+
+  it("throws a TypeError for a requirement it does not know, rather than accepting every key", async () => {
+    const verifier = openVerifier({ db: dbPath });
+    try {
+      for (const options of [{ type: "sk" }, { type: "Secret" }, { environment: "production" }, { environment: "sk_live" }, null, "secret"]) {
+        await expect(verifier.verify(keys.a!.plaintext, options as never)).rejects.toThrow(TypeError);
+      }
+    } finally {
+      await verifier.close();
+    }
+  });
+
+  it("exports the codes verify can answer, the kind refusals included", () => {
+    expect(VERIFY_CODES).toEqual(["VALID", "MALFORMED", "NOT_FOUND", "EXPIRED", "REVOKED", "WRONG_TYPE", "WRONG_ENVIRONMENT"]);
   });
 
   it("refuses a path with no database instead of creating an empty one", () => {

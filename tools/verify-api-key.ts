@@ -1,5 +1,5 @@
 import * as z from "zod";
-import { checkApiKey, VERIFY_CODES } from "../src/keys/verify.js";
+import { checkApiKey, KEY_CHECK_CODES } from "../src/keys/verify.js";
 import { toKeyView } from "../src/keys/view.js";
 import { defineTool } from "./define-tool.js";
 import { keyViewSchema } from "./schemas.js";
@@ -20,7 +20,7 @@ export const registerVerifyApiKeyTool = defineTool({
   },
   output: {
     valid: z.boolean().describe("True only for code VALID."),
-    code: z.enum(VERIFY_CODES),
+    code: z.enum(KEY_CHECK_CODES),
     key: keyViewSchema.optional().describe("The key, when it exists for this merchant (VALID, EXPIRED, REVOKED)."),
   },
   annotations: { readOnlyHint: true, destructiveHint: false, idempotentHint: true },

@@ -22,8 +22,6 @@ export interface AuthorizerOptions extends PrincipalOptions {
   limits: { read: number; write: number; authFailures: number };
   recordDenial: (denial: Denial) => Promise<void>;
   logger: Logger;
-  /** How long a verified token is remembered before it is verified again (default: until its `exp`). */
-  cacheMaxAgeMs?: number;
 }
 
 type Authentication = { ok: true; principal: Principal } | { ok: false; error: AppError; actor: string | null };
@@ -38,7 +36,7 @@ const DENIALS_RECORDED_PER_MINUTE = 5;
 /** Callers whose left-out denials are counted at once; the oldest count is dropped first. */
 const OMITTED_COUNTS_KEPT = 10_000;
 
-/** Verified tokens remembered at once; each entry also ends at the token's `exp`. */
+/** Verified tokens remembered at once; each entry also ends when its verdict does (see VerifiedToken). */
 const VERIFIED_CACHE_SIZE = 1024;
 
 const AUTHENTICATION_FAILURES: ReadonlySet<ErrorCode> = new Set(["ERR_AUTH_MISSING", "ERR_AUTH_INVALID", "ERR_AUTH_EXPIRED"]);
@@ -96,25 +94,26 @@ export class Authorizer {
 
   async #authenticate(argument: string | undefined): Promise<Authentication> {
     let token: string;
-    let claims;
+    let verified;
     try {
       token = await this.#options.resolveToken(argument);
       const cached = this.#verified.get(token);
       if (cached && this.#options.clock() < cached.expiresAt) return { ok: true, principal: cached.principal };
       if (cached) this.#verified.delete(token);
-      claims = await this.#options.verifyToken(token);
+      verified = await this.#options.verifyToken(token);
     } catch (error) {
       return refusal(error);
     }
-    const result = principalFromClaims(claims, this.#options);
+    const result = principalFromClaims(verified.claims, this.#options);
     if (!result.ok) return { ok: false, error: result.error, actor: result.subject };
 
-    // Bounded, oldest entry out first; an entry never outlives the token's `exp`, which
-    // verification requires, nor `cacheMaxAgeMs`: with a JWKS, the key that signed the token
-    // may be withdrawn, and the token must stop working when the key set is next fetched.
-    if (this.#verified.size >= VERIFIED_CACHE_SIZE) this.#verified.delete(this.#verified.keys().next().value!);
-    const expiresAt = Math.min(claims.exp! * 1000, this.#options.clock() + (this.#options.cacheMaxAgeMs ?? Infinity));
-    this.#verified.set(token, { principal: result.principal, expiresAt });
+    // Bounded, oldest entry out first. An entry ends when the verdict does: at the token's
+    // `exp`, at its `iat` plus the maximum token age, and, with a JWKS, when the copy of the key
+    // set that checked it ages out, so a withdrawn key stops working within one cache period.
+    if (verified.validUntil > this.#options.clock()) {
+      if (this.#verified.size >= VERIFIED_CACHE_SIZE) this.#verified.delete(this.#verified.keys().next().value!);
+      this.#verified.set(token, { principal: result.principal, expiresAt: verified.validUntil });
+    }
     return result;
   }
 

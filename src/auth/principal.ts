@@ -30,7 +30,8 @@ export const DEFAULT_ROLE_PERMISSIONS: Readonly<Record<string, Permission[]>> = 
 };
 
 export interface PrincipalOptions {
-  tenantClaim: string;
+  /** The claims the tenant is made of, each required; one claim's value is the tenant id itself. */
+  tenantClaims: readonly string[];
   rolePermissions: Readonly<Record<string, Permission[]>>;
 }
 
@@ -38,13 +39,14 @@ export type PrincipalResult = { ok: true; principal: Principal } | { ok: false; 
 
 /**
  * Maps verified claims to a principal (A3). Refuses, as a value, a token that names no subject
- * (ERR_AUTH_INVALID) or no tenant (ERR_FORBIDDEN: Hyperswitch's pre-login token has no merchant).
+ * (ERR_AUTH_INVALID) or lacks a tenant claim (ERR_FORBIDDEN: Hyperswitch's pre-login token has
+ * no merchant).
  */
 export function principalFromClaims(claims: JWTPayload, options: PrincipalOptions): PrincipalResult {
   // JSON escapes can carry unpaired surrogates ("\ud800") that no UTF-8 text contains. Stored,
   // they would become invalid UTF-8 in the audit log and read back as another string, so a
   // subject or tenant that is not well-formed text is refused rather than altered.
-  for (const claim of ["sub", "user_id", options.tenantClaim]) {
+  for (const claim of ["sub", "user_id", ...options.tenantClaims]) {
     const value = claims[claim];
     if (typeof value === "string" && !value.isWellFormed()) {
       const error = new AppError("ERR_AUTH_INVALID", `The token's ${claim} claim is not valid Unicode text. Ask the user for a token from the real issuer.`);
@@ -56,16 +58,35 @@ export function principalFromClaims(claims: JWTPayload, options: PrincipalOption
     const error = new AppError("ERR_AUTH_INVALID", "The token names no user (no sub or user_id claim). Ask the user for a dashboard token issued after sign-in.");
     return { ok: false, error, subject: null };
   }
-  const tenantId = text(claims[options.tenantClaim]);
-  if (tenantId === undefined) {
-    const error = new AppError(
-      "ERR_FORBIDDEN",
-      `The token is not bound to a merchant (no ${options.tenantClaim} claim), so it cannot manage API keys. ` +
-        "Ask the user to finish signing in (including two-factor) and select a merchant, then provide the new token.",
-    );
-    return { ok: false, error, subject };
+  const values: [string, string][] = [];
+  for (const claim of options.tenantClaims) {
+    const value = text(claims[claim]);
+    if (value === undefined) {
+      const others = options.tenantClaims.length > 1 ? `; this server's tenant is made of ${options.tenantClaims.join(" and ")}` : "";
+      const error = new AppError(
+        "ERR_FORBIDDEN",
+        `The token is not bound to a merchant (no ${claim} claim${others}), so it cannot manage API keys. ` +
+          "Ask the user to finish signing in (including two-factor) and select a merchant, then provide the new token.",
+      );
+      return { ok: false, error, subject };
+    }
+    values.push([claim, value]);
   }
+  const tenantId = tenantIdFrom(values);
   return { ok: true, principal: { tenantId, subject, permissions: permissionsFrom(claims, options.rolePermissions) } };
+}
+
+/**
+ * The tenant id stored with keys and audit rows. One claim: its value, as it always was, so a
+ * database keeps working. Several: a JSON object of claim name to value, names sorted, e.g.
+ * `{"merchant_id":"m_1","tenant_id":"public"}`. JSON quotes every value, so no value can pass
+ * for another split (`a/b` + `c` never meets `a` + `b/c`), the listed order does not matter, and
+ * `JSON.parse` gives the claims back.
+ */
+function tenantIdFrom(values: readonly (readonly [claim: string, value: string])[]): string {
+  if (values.length === 1) return values[0]![1];
+  const sorted = [...values].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  return `{${sorted.map(([claim, value]) => `${JSON.stringify(claim)}:${JSON.stringify(value)}`).join(",")}}`;
 }
 
 /** Explicit permission claims win; only when there are none does the Hyperswitch role decide. */

@@ -1,7 +1,17 @@
-import { createRemoteJWKSet, errors, jwtVerify, type JWTPayload, type JWTVerifyOptions, type JWTVerifyResult } from "jose";
+import {
+  createRemoteJWKSet,
+  errors,
+  jwksCache,
+  jwtVerify,
+  type ExportedJWKSCache,
+  type JWKSCacheInput,
+  type JWTPayload,
+  type JWTVerifyOptions,
+} from "jose";
 import type { Clock } from "../clock.js";
 import type { AuthConfig } from "../config.js";
 import { AppError } from "../errors.js";
+import { formatDuration } from "../keys/duration.js";
 
 /** Tokens longer than this are refused before any parsing (A2). */
 export const MAX_TOKEN_BYTES = 8192;
@@ -9,7 +19,18 @@ export const MAX_TOKEN_BYTES = 8192;
 const HMAC_ALGORITHMS = ["HS256", "HS384", "HS512"];
 const ASYMMETRIC_ALGORITHMS = ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA", "Ed25519"];
 
-export type VerifyToken = (token: string) => Promise<JWTPayload>;
+/** A token that verified, and until when that verdict may be reused without checking again. */
+export interface VerifiedToken {
+  claims: JWTPayload;
+  /**
+   * Milliseconds on the injected clock: the earliest of the token's `exp`, its `iat` plus the
+   * maximum token age, and the end of the life of the JWKS copy that checked it. May already
+   * have passed (see the JWKS note below): then the verdict holds for this call only.
+   */
+  validUntil: number;
+}
+
+export type VerifyToken = (token: string) => Promise<VerifiedToken>;
 
 /**
  * How the remote key set (JWKS) is fetched, in real milliseconds (jose measures them with its
@@ -21,7 +42,7 @@ export interface JwksTimings {
   timeoutMs: number;
   /** After a fetch, a token naming an unknown `kid` waits this long before it may cause another. */
   cooldownMs: number;
-  /** The key set is re-fetched when older than this; also how long a JWKS-verified token is trusted. */
+  /** The key set is re-fetched when older than this; a token checked against a copy is trusted no longer than that copy. */
   cacheMaxAgeMs: number;
 }
 
@@ -31,7 +52,8 @@ export const DEFAULT_JWKS_TIMINGS: JwksTimings = { timeoutMs: 5000, cooldownMs: 
  * A jose verifier for the configured key material (A2). The algorithm allow-list follows from
  * the key material, never from the token: an HMAC secret accepts only HS*, a public key or JWKS
  * only asymmetric algorithms, so neither `alg: none` nor the HS256-with-a-public-key confusion
- * can pass. `exp` is required, `nbf` honoured, clocks may differ by 30 seconds.
+ * can pass. `exp` is required, `nbf` honoured, clocks may differ by 30 seconds. With a maximum
+ * token age, `iat` is required too and a token issued longer ago is refused.
  */
 export function createTokenVerifier(auth: AuthConfig, clock: Clock, jwks: JwksTimings = DEFAULT_JWKS_TIMINGS): VerifyToken {
   const material = auth.keyMaterial;
@@ -42,27 +64,48 @@ export function createTokenVerifier(auth: AuthConfig, clock: Clock, jwks: JwksTi
     clockTolerance: 30,
     ...(auth.issuer === undefined ? {} : { issuer: auth.issuer }),
     ...(auth.audience === undefined ? {} : { audience: auth.audience }),
+    ...(auth.maxTokenAgeMs === undefined ? {} : { maxTokenAge: auth.maxTokenAgeMs / 1000 }),
   };
-  let verify: (token: string, options: JWTVerifyOptions) => Promise<JWTVerifyResult>;
+  const maxAgeMs = auth.maxTokenAgeMs ?? Infinity;
+  /** Until when a verdict holds, as far as the token alone decides: its `exp` and its age. */
+  const tokenBound = (claims: JWTPayload) => Math.min(claims.exp! * 1000, claims.iat === undefined ? Infinity : claims.iat * 1000 + maxAgeMs);
+
+  let verify: (token: string, options: JWTVerifyOptions) => Promise<VerifiedToken>;
   if (material.kind === "jwks") {
+    // jose records in this object when the copy of the set it holds was fetched (`uat`, real
+    // milliseconds). A verdict reached with a copy holds only while that copy does: a key the
+    // issuer withdraws must stop working once the copy that still had it ages out.
+    const cache = {} as Partial<ExportedJWKSCache>;
     const keySet = createRemoteJWKSet(material.url, {
       timeoutDuration: jwks.timeoutMs,
       cooldownDuration: jwks.cooldownMs,
       cacheMaxAge: jwks.cacheMaxAgeMs,
+      [jwksCache]: cache as JWKSCacheInput,
     });
-    verify = (token, opts) => jwtVerify(token, keySet, opts);
+    verify = async (token, opts) => {
+      const fetchedBefore = cache.uat;
+      const { payload } = await jwtVerify(token, keySet, opts);
+      // If a fetch completed while this token was being checked, either copy may have checked
+      // it; this verdict then holds for this call only, and the next call checks against the
+      // copy in hand. Otherwise the copy fetched at `uat` did.
+      const copyEnds = cache.uat === fetchedBefore && fetchedBefore !== undefined ? fetchedBefore + jwks.cacheMaxAgeMs : -Infinity;
+      // jose dates its copies with the real clock; the verdict is kept on the injected one.
+      return { claims: payload, validUntil: Math.min(tokenBound(payload), clock() + (copyEnds - Date.now())) };
+    };
   } else {
     const key = material.kind === "secret" ? material.secret : material.key;
-    verify = (token, opts) => jwtVerify(token, key, opts);
+    verify = async (token, opts) => {
+      const { payload } = await jwtVerify(token, key, opts);
+      return { claims: payload, validUntil: tokenBound(payload) };
+    };
   }
 
   return async (token) => {
     if (token.length > MAX_TOKEN_BYTES || Buffer.byteLength(token) > MAX_TOKEN_BYTES) throw invalid("it is larger than 8 KiB");
     try {
-      const { payload } = await verify(token, { ...options, currentDate: new Date(clock()) });
-      return payload;
+      return await verify(token, { ...options, currentDate: new Date(clock()) });
     } catch (error) {
-      throw explain(error, material.kind === "jwks" ? jwks : undefined);
+      throw explain(error, auth, material.kind === "jwks" ? jwks : undefined);
     }
   };
 }
@@ -76,14 +119,27 @@ function invalid(reason: string, cause?: unknown): AppError {
 }
 
 /** jose's coded errors, as messages that say what went wrong without echoing the token. */
-function explain(error: unknown, remoteKeySet: JwksTimings | undefined): AppError {
+function explain(error: unknown, auth: AuthConfig, remoteKeySet: JwksTimings | undefined): AppError {
   if (error instanceof AppError) return error;
+  if (error instanceof errors.JWTExpired && error.claim === "iat") {
+    // Past the maximum age: the user's sign-in is too old, whatever `exp` says. Signing in again
+    // is the remedy, as for an expired token.
+    return new AppError(
+      "ERR_AUTH_EXPIRED",
+      `The token was issued more than ${formatDuration(auth.maxTokenAgeMs!)} ago, the longest this server accepts. Ask the user to sign in again and provide a fresh token.`,
+      { cause: error },
+    );
+  }
   if (error instanceof errors.JWTExpired) {
     return new AppError("ERR_AUTH_EXPIRED", "The token has expired. Ask the user to sign in again and provide a fresh token.", { cause: error });
   }
   if (error instanceof errors.JWTClaimValidationFailed) {
     const claim = error.claim;
+    if (claim === "iat" && error.reason === "missing") {
+      return invalid("it has no iat (issued-at) claim, which this server requires because it limits how old a token may be", error);
+    }
     if (error.reason === "missing") return invalid(`it has no ${claim} claim`, error);
+    if (claim === "iat" && error.reason === "check_failed") return invalid("it claims to be issued in the future (iat)", error);
     if (claim === "nbf") return invalid("it is not valid yet (nbf is in the future)", error);
     if (claim === "iss") return invalid("its issuer (iss) is not the one this server accepts", error);
     if (claim === "aud") return invalid("its audience (aud) is not one this server accepts", error);

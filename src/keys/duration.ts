@@ -8,3 +8,11 @@ export function parseDuration(text: string): number | undefined {
   const match = DURATION_PATTERN.exec(text);
   return match ? Number(match[1]) * UNIT_MS[match[2]!]! : undefined;
 }
+
+/** A whole number of milliseconds in the largest unit that divides it, e.g. `8h`; the inverse of parseDuration. */
+export function formatDuration(ms: number): string {
+  for (const unit of ["d", "h", "m", "s"]) {
+    if (ms % UNIT_MS[unit]! === 0) return `${ms / UNIT_MS[unit]!}${unit}`;
+  }
+  return `${ms / 1000}s`;
+}

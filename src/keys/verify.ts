@@ -1,10 +1,20 @@
-import { parseApiKey } from "./format.js";
+import { parseApiKey, type Environment, type KeyType } from "./format.js";
 import type { KeyRecord } from "./record.js";
 import { hashApiKey } from "./secret.js";
 import { keyStatus } from "./view.js";
 
-export const VERIFY_CODES = ["VALID", "MALFORMED", "NOT_FOUND", "EXPIRED", "REVOKED"] as const;
+/** What `verify_api_key` answers: a tool call requires no type or environment, so it never refuses for one. */
+export const KEY_CHECK_CODES = ["VALID", "MALFORMED", "NOT_FOUND", "EXPIRED", "REVOKED"] as const;
+
+/** What the library's `verify` answers: the tool's codes, and a key of another type or environment than required. */
+export const VERIFY_CODES = [...KEY_CHECK_CODES, "WRONG_TYPE", "WRONG_ENVIRONMENT"] as const;
 export type VerifyCode = (typeof VERIFY_CODES)[number];
+
+/** What a service requires of a key; absent fields accept any. */
+export interface KeyRequirement {
+  type?: KeyType;
+  environment?: Environment;
+}
 
 export type KeyCheck = { code: "MALFORMED" | "NOT_FOUND" } | { code: "VALID" | "EXPIRED" | "REVOKED"; record: KeyRecord };
 
@@ -15,6 +25,20 @@ export type KeyCheck = { code: "MALFORMED" | "NOT_FOUND" } | { code: "VALID" | "
  */
 export function lookupHash(plaintext: string): string | undefined {
   return parseApiKey(plaintext) ? hashApiKey(plaintext) : undefined;
+}
+
+/**
+ * The first half for a caller with requirements: the hash to look up, or the code answered from
+ * the key alone. The prefix tells the type and the environment, and it is part of what is hashed
+ * (no key passes under another prefix), so a key of another kind is refused without a lookup:
+ * no use counted, nothing said about whether it exists.
+ */
+export function screenKey(plaintext: string, required: KeyRequirement): { hash: string } | { code: "MALFORMED" | "WRONG_TYPE" | "WRONG_ENVIRONMENT" } {
+  const parsed = parseApiKey(plaintext);
+  if (!parsed) return { code: "MALFORMED" };
+  if (required.type !== undefined && parsed.type !== required.type) return { code: "WRONG_TYPE" };
+  if (required.environment !== undefined && parsed.environment !== required.environment) return { code: "WRONG_ENVIRONMENT" };
+  return { hash: hashApiKey(plaintext) };
 }
 
 /** Second: the verdict on what the lookup found. With `tenantId`, another tenant's key is NOT_FOUND. */

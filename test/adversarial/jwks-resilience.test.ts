@@ -1,10 +1,10 @@
 import { generateKeyPairSync, type KeyObject } from "node:crypto";
 import { exportJWK, SignJWT, type JWK } from "jose";
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from "vitest";
 import type { JwksTimings } from "../../src/auth/verifier.js";
 import { recordFigures } from "../helpers/figures.js";
 import { startJwksServer, type JwksServer } from "../helpers/jwks-server.js";
-import { startTestServer, type CallOutcome, type TestServer } from "../helpers/server.js";
+import { startTestServer, type CallOutcome, type TestClock, type TestServer } from "../helpers/server.js";
 import { within } from "../helpers/spawn.js";
 import { READ_WRITE } from "../helpers/tokens.js";
 
@@ -93,6 +93,37 @@ describe("JWKS: rotation, slowness and outages", () => {
     expect(outcome(await list(old))).toMatch(/^ERR_AUTH_INVALID: .*key set/);
     expect(outcome(await list(await tokenFor(first, "user_new")))).toMatch(/^ERR_AUTH_INVALID: .*key set/);
     expect(outcome(await list(await tokenFor(second)))).toBe("OK");
+  });
+
+  // The verdict on a token ends with the copy of the set that reached it, not a full cache period
+  // after the verification: a token checked just before its copy aged out would otherwise keep
+  // working for almost two periods after its key was withdrawn.
+  it("re-verifies a remembered token as soon as the copy of the key set that checked it ages out", async () => {
+    // jose dates its copies with Date.now: only Date is faked (timers, fetch and the JWKS server run for real).
+    vi.useFakeTimers({ toFake: ["Date"] });
+    try {
+      const clock = Object.assign(() => Date.now(), {
+        advance: (ms: number) => vi.setSystemTime(Date.now() + ms),
+        set: (ms: number) => vi.setSystemTime(ms),
+      }) as TestClock;
+      const fetchedAt = Date.now();
+      server = await startTestServer({ env: { API_KEYS_MCP_JWT_SECRET: undefined, API_KEYS_MCP_JWKS_URL: jwks.url }, clock, jwks: { cacheMaxAgeMs: 600_000 } });
+      expect(outcome(await list(await tokenFor(first, "user_setup")))).toBe("OK");
+      expect(jwks.requests).toBe(1);
+
+      clock.set(fetchedAt + 599_000);
+      const token = await tokenFor(first);
+      expect(outcome(await list(token))).toBe("OK");
+      expect(jwks.requests).toBe(1);
+
+      jwks.publish([second.jwk]);
+      faults.rotations += 1;
+      clock.set(fetchedAt + 600_001);
+      expect(outcome(await list(token))).toMatch(/^ERR_AUTH_INVALID: .*key set/);
+      expect(jwks.requests).toBe(2);
+    } finally {
+      vi.useRealTimers();
+    }
   });
 
   it("answers ERR_BUSY within the timeout when the key set hangs, then recovers", async () => {

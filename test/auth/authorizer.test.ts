@@ -2,7 +2,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { GENESIS_HASH, type StoredRow } from "../../src/audit/chain.js";
 import { rows } from "../helpers/db.js";
 import { startTestServer, testClock, type CallOutcome, type TestServer } from "../helpers/server.js";
-import { hyperswitchSinglePurposeToken, merchantToken, signToken } from "../helpers/tokens.js";
+import { hyperswitchSinglePurposeToken, hyperswitchToken, merchantToken, signToken } from "../helpers/tokens.js";
 
 const OTHER_SECRET = "not-the-server-secret-but-32-bytes-or-more";
 const MISSING_KEY_ID = "key_AAAAAAAAAAAAAAAAAAAA";
@@ -61,6 +61,22 @@ describe("verified-token cache", () => {
     }
     clock.advance(60_000);
     expectCode(await server.call("list_api_keys", { token }), "ERR_AUTH_EXPIRED");
+  });
+
+  // A two-day dashboard token must stop at the configured maximum age, also once remembered.
+  it("does not keep a token alive past its iat plus API_KEYS_MCP_JWT_MAX_AGE, though its exp is days away", async () => {
+    const clock = testClock();
+    server = await startTestServer({ clock, env: { API_KEYS_MCP_JWT_MAX_AGE: "1h" } });
+    const iat = nowSeconds(clock);
+    const token = await hyperswitchToken("merchant_view_only", "merchant_a", { now: iat });
+
+    expectCode(await server.call("list_api_keys", { token }), "OK");
+    clock.set((iat + 3600) * 1000 + 10_000);
+    expectCode(await server.call("list_api_keys", { token }), "OK");
+    clock.set((iat + 3600) * 1000 + 31_000);
+    const text = expectCode(await server.call("list_api_keys", { token }), "ERR_AUTH_EXPIRED");
+    expect(text).toMatch(/issued more than 1h ago/);
+    expectNoToken(text, token);
   });
 });
 

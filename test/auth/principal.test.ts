@@ -1,10 +1,12 @@
+import fc from "fast-check";
 import type { JWTPayload } from "jose";
 import { describe, expect, it } from "vitest";
 import { DEFAULT_ROLE_PERMISSIONS, principalFromClaims, type PrincipalOptions } from "../../src/auth/principal.js";
 import { loadConfig } from "../../src/config.js";
+import { fuzzParameters } from "../helpers/fuzz.js";
 import { TEST_SECRET } from "../helpers/tokens.js";
 
-const DEFAULTS: PrincipalOptions = { tenantClaim: "merchant_id", rolePermissions: DEFAULT_ROLE_PERMISSIONS };
+const DEFAULTS: PrincipalOptions = { tenantClaims: ["merchant_id"], rolePermissions: DEFAULT_ROLE_PERMISSIONS };
 const READ = "api_keys:read";
 const WRITE = "api_keys:write";
 
@@ -68,7 +70,7 @@ describe("principalFromClaims (A3)", () => {
   });
 
   it("reads the tenant from the configured claim only", () => {
-    const options = { ...DEFAULTS, tenantClaim: "https://example.test/merchant" };
+    const options = { ...DEFAULTS, tenantClaims: ["https://example.test/merchant"] };
     const result = principalFromClaims({ sub: "u", merchant_id: "ignored", "https://example.test/merchant": "merchant_x", scope: READ }, options);
     expect(result.ok && result.principal.tenantId).toBe("merchant_x");
     const missing = principalFromClaims({ sub: "u", merchant_id: "merchant_1", scope: READ }, options);
@@ -98,6 +100,79 @@ describe("principalFromClaims (A3)", () => {
     ["a scope without api_keys words", { scope: "openid email" }, []],
   ])("explicit claims (%s) win over role_id", (_label, claims, expected) => {
     expect(permissionsOf({ role_id: "merchant_admin", ...claims } as JWTPayload)).toEqual(expected);
+  });
+});
+
+describe("a tenant made of several claims (API_KEYS_MCP_TENANT_CLAIM=tenant_id,merchant_id)", () => {
+  const COMPOSITE: PrincipalOptions = { ...DEFAULTS, tenantClaims: ["tenant_id", "merchant_id"] };
+  const tenantOf = (claims: JWTPayload, options = COMPOSITE) => {
+    const result = principalFromClaims({ sub: "u", scope: READ, ...claims }, options);
+    return result.ok ? result.principal.tenantId : result.error.code;
+  };
+
+  it("names the tenant by every claim, as a JSON object with sorted names, whatever the listed order", () => {
+    const expected = '{"merchant_id":"merchant_1","tenant_id":"public"}';
+    expect(tenantOf({ tenant_id: "public", merchant_id: "merchant_1" })).toBe(expected);
+    expect(tenantOf({ tenant_id: "public", merchant_id: "merchant_1" }, { ...DEFAULTS, tenantClaims: ["merchant_id", "tenant_id"] })).toBe(expected);
+  });
+
+  it("keeps a single claim's value as the tenant id, as before", () => {
+    expect(tenantOf({ tenant_id: "public", merchant_id: "merchant_1" }, DEFAULTS)).toBe("merchant_1");
+  });
+
+  it("tells apart values that split the same text differently", () => {
+    const pairs: [string, string][] = [
+      ["a/b", "c"],
+      ["a", "b/c"],
+      ["a,b", "c"],
+      ["a", "b,c"],
+      ['a","merchant_id":"b', "c"],
+      ["a", 'b","tenant_id":"c'],
+      ["a\\", "b"],
+      ["a", "\\b"],
+      ["a:b", "c"],
+      ["a", "b:c"],
+      ["a\u0000b", "c"],
+      ["a", "b\u0000c"],
+    ];
+    const ids = pairs.map(([tenant, merchant]) => tenantOf({ tenant_id: tenant, merchant_id: merchant }));
+    expect(new Set(ids).size).toBe(pairs.length);
+  });
+
+  it("gives two tokens the same tenant exactly when every claim is equal, and JSON.parse gives the claims back", () => {
+    // A small alphabet rich in separators and JSON's own characters makes near-collisions common.
+    const value = fc.oneof(
+      fc.string({ unit: fc.constantFrom("a", "b", "/", ",", ":", '"', "\\", "{", "}", "\u0000", "é"), minLength: 1, maxLength: 5 }),
+      fc.string({ unit: "grapheme", minLength: 1, maxLength: 5 }),
+    );
+    fc.assert(
+      fc.property(value, value, value, value, (t1, m1, t2, m2) => {
+        const first = tenantOf({ tenant_id: t1, merchant_id: m1 });
+        const second = tenantOf({ tenant_id: t2, merchant_id: m2 });
+        expect(first === second).toBe(t1 === t2 && m1 === m2);
+        expect(JSON.parse(first)).toEqual({ tenant_id: t1, merchant_id: m1 });
+      }),
+      fuzzParameters(500),
+    );
+  });
+
+  it.each([
+    ["tenant_id", { merchant_id: "merchant_1" }],
+    ["merchant_id", { tenant_id: "public" }],
+    ["tenant_id", { tenant_id: "", merchant_id: "merchant_1" }],
+    ["merchant_id", { tenant_id: "public", merchant_id: 7 }],
+  ])("refuses a token without a usable %s with ERR_FORBIDDEN naming that claim", (claim, claims) => {
+    const result = principalFromClaims({ user_id: "user_hs", role_id: "merchant_admin", ...claims }, COMPOSITE);
+    expect(result.ok).toBe(false);
+    if (result.ok) return;
+    expect(result.error.code).toBe("ERR_FORBIDDEN");
+    expect(result.error.publicMessage).toContain(`no ${claim} claim`);
+    expect(result.subject).toBe("user_hs");
+  });
+
+  it("refuses a second claim that is not valid Unicode text", () => {
+    const result = principalFromClaims({ sub: "u", tenant_id: "public", merchant_id: "merchant_\uD800" }, COMPOSITE);
+    expect(result.ok ? "OK" : result.error.publicMessage).toMatch(/merchant_id claim is not valid Unicode/);
   });
 });
 

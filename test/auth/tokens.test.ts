@@ -158,6 +158,41 @@ const CASES: TokenCase[] = [
     expect: { code: "ERR_AUTH_INVALID", message: /no exp claim/ },
   },
   {
+    label: "issued 9 h ago with API_KEYS_MCP_JWT_MAX_AGE=8h, though its exp is a day away",
+    env: () => ({ API_KEYS_MCP_JWT_MAX_AGE: "8h" }),
+    token: (now) => hyperswitchToken("merchant_admin", "merchant_hs", { now: now - 9 * 3600 }),
+    expect: { code: "ERR_AUTH_EXPIRED", message: /issued more than 8h ago.*sign in again/ },
+  },
+  {
+    label: "issued 8 h and 40 s ago with API_KEYS_MCP_JWT_MAX_AGE=8h (beyond the 30 s tolerance)",
+    env: () => ({ API_KEYS_MCP_JWT_MAX_AGE: "8h" }),
+    token: (now) => hyperswitchToken("merchant_admin", "merchant_hs", { now: now - 8 * 3600 - 40 }),
+    expect: { code: "ERR_AUTH_EXPIRED" },
+  },
+  {
+    label: "issued 7 h 59 min ago with API_KEYS_MCP_JWT_MAX_AGE=8h",
+    env: () => ({ API_KEYS_MCP_JWT_MAX_AGE: "8h" }),
+    token: (now) => hyperswitchToken("merchant_admin", "merchant_hs", { now: now - 8 * 3600 + 60 }),
+    expect: { created: { tenant: "merchant_hs", subject: HYPERSWITCH_USER } },
+  },
+  {
+    label: "no iat with API_KEYS_MCP_JWT_MAX_AGE set",
+    env: () => ({ API_KEYS_MCP_JWT_MAX_AGE: "30m" }),
+    token: (now) => signToken({ sub: "user_a", merchant_id: "merchant_a", scope: READ_WRITE, iat: undefined }, { now }),
+    expect: { code: "ERR_AUTH_INVALID", message: /no iat \(issued-at\) claim/ },
+  },
+  {
+    label: "iat 2 min in the future with API_KEYS_MCP_JWT_MAX_AGE set",
+    env: () => ({ API_KEYS_MCP_JWT_MAX_AGE: "30m" }),
+    token: (now) => signToken({ sub: "user_a", merchant_id: "merchant_a", scope: READ_WRITE, iat: now + 120 }, { now }),
+    expect: { code: "ERR_AUTH_INVALID", message: /issued in the future/ },
+  },
+  {
+    label: "no iat and no maximum age configured",
+    token: (now) => signToken({ sub: "user_a", merchant_id: "merchant_a", scope: READ_WRITE, iat: undefined }, { now }),
+    expect: { listed: true },
+  },
+  {
     label: "wrong iss when an issuer is configured",
     env: () => ({ API_KEYS_MCP_JWT_ISSUER: ISSUER, API_KEYS_MCP_JWT_AUDIENCE: AUDIENCE }),
     token: (now) => signToken({ sub: "user_a", merchant_id: "merchant_a", scope: READ_WRITE, iss: "https://evil.example.test", aud: AUDIENCE }, { now }),
@@ -342,6 +377,18 @@ const CASES: TokenCase[] = [
     token: (now) => signToken({ sub: "user_t", merchant_id: "merchant_a", scope: READ_WRITE }, { now }),
     expect: { code: "ERR_FORBIDDEN", message: /no hs_merchant claim/ },
   },
+  {
+    label: "tenant of two claims (tenant_id,merchant_id): a Hyperswitch token's key belongs to both",
+    env: () => ({ API_KEYS_MCP_TENANT_CLAIM: "tenant_id,merchant_id" }),
+    token: (now) => hyperswitchToken("merchant_admin", "merchant_hs", { now }),
+    expect: { created: { tenant: '{"merchant_id":"merchant_hs","tenant_id":"public"}', subject: HYPERSWITCH_USER } },
+  },
+  {
+    label: "tenant of two claims: a token with merchant_id but no tenant_id",
+    env: () => ({ API_KEYS_MCP_TENANT_CLAIM: "tenant_id,merchant_id" }),
+    token: (now) => merchantToken("merchant_a", "user_a", READ_WRITE, { now }),
+    expect: { code: "ERR_FORBIDDEN", message: /no tenant_id claim/ },
+  },
 ];
 
 /** Asserts a coded refusal whose text starts with the code and never echoes the token. */
@@ -402,6 +449,38 @@ describe("token verification through the MCP client (A1–A4, E1, E2)", () => {
     try {
       const token = "é".repeat(5000);
       expectRefusal(await server.call("list_api_keys", { token }), "ERR_AUTH_INVALID", token, /8 KiB/);
+    } finally {
+      await server.close();
+    }
+  });
+});
+
+describe("a tenant made of several claims (API_KEYS_MCP_TENANT_CLAIM=tenant_id,merchant_id)", () => {
+  const env = { API_KEYS_MCP_TENANT_CLAIM: "tenant_id,merchant_id" };
+  const tokenOf = (tenant: string, merchant: string, sub = "user_a") => signToken({ sub, tenant_id: tenant, merchant_id: merchant, scope: READ_WRITE });
+
+  // Two Hyperswitch tenants may both have a merchant_hs: their keys must never meet.
+  it("keeps apart two tenants with the same merchant id, and joins tokens whose every claim is equal", async () => {
+    const server = await startTestServer({ env });
+    try {
+      const created = await server.call("create_api_key", { name: "tenant one", token: await tokenOf("tenant_one", "merchant_hs") });
+      expect(created.ok).toBe(true);
+      if (!created.ok) return;
+      const keyId = created.data.key.key_id as string;
+      const plaintext = created.data.api_key as string;
+
+      const other = await tokenOf("tenant_two", "merchant_hs");
+      expect(await server.call("list_api_keys", { token: other })).toMatchObject({ ok: true, data: { keys: [] } });
+      expect(await server.call("get_api_key", { key_id: keyId, token: other })).toMatchObject({ ok: false, code: "ERR_NOT_FOUND" });
+      expect(await server.call("verify_api_key", { api_key: plaintext, token: other })).toMatchObject({ ok: true, data: { valid: false, code: "NOT_FOUND" } });
+
+      const sameTenant = await tokenOf("tenant_one", "merchant_hs", "user_b");
+      const listed = await server.call("list_api_keys", { token: sameTenant });
+      expect(listed.ok && listed.data.keys.map((key: { key_id: string }) => key.key_id)).toEqual([keyId]);
+      // The log names the tenant by its stored id.
+      expect(server.logs.filter((line) => line.msg === "tool_call").map((line) => line.tenant)).toContain(
+        '{"merchant_id":"merchant_hs","tenant_id":"tenant_one"}',
+      );
     } finally {
       await server.close();
     }

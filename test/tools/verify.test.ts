@@ -49,6 +49,14 @@ describe("verify_api_key (V1)", () => {
     expect(result.ok && result.data).toEqual({ valid: false, code: "MALFORMED" });
   });
 
+  // The library's verify has codes of its own for a required type or environment; a tool call
+  // requires neither, so the tool must not advertise codes it can never return.
+  it("advertises exactly the codes a tool call can return", async () => {
+    const { tools } = await server.client.listTools();
+    const schema = tools.find((tool) => tool.name === "verify_api_key")!.outputSchema as { properties: Record<string, { enum?: string[] }> };
+    expect(schema.properties.code!.enum).toEqual(["VALID", "MALFORMED", "NOT_FOUND", "EXPIRED", "REVOKED"]);
+  });
+
   it("answers MALFORMED without touching the database", async () => {
     const valid = generateApiKey("secret", "test");
     server.db!.exec("DROP TABLE api_keys");
