@@ -83,7 +83,7 @@ export function redact(text: string): string {
  * with a marker saying how many bytes of the original were left out. The cut falls between
  * runs, never inside one, and the kept part is redacted as it stands in the whole text, so no
  * part of a secret survives the cut. Costs O(`maxBytes`) however long `text` is (plus the
- * native count of the bytes cut).
+ * native count of the bytes cut). `maxBytes` should leave room for the marker: 32 or more.
  */
 export function shorten(text: string, maxBytes: number): string {
   const whole = redactPrefix(text, maxBytes);
