@@ -1,5 +1,6 @@
 import type { Clock } from "./clock.js";
 import { isoTime } from "./keys/iso-time.js";
+import { redact, shorten } from "./redact.js";
 
 export const LOG_LEVELS = ["debug", "info", "warn", "error", "silent"] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
@@ -15,20 +16,20 @@ export interface Logger {
 
 const SEVERITY: Record<LogLevel, number> = { debug: 10, info: 20, warn: 30, error: 40, silent: 100 };
 
-// Anything shaped like a JWS (base64url JSON header, always starting "eyJ") or like an API key
-// with more than the 4 body characters of its display prefix. Redaction runs on the finished
-// line, so a secret cannot slip through inside an error message or a nested field.
-const JWT_LIKE = /eyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*\.?[A-Za-z0-9_-]*/g;
-const API_KEY_LIKE = /\b(sk|pk)_(test|live)_[0-9A-Za-z]{5,}/g;
-
-/** Removes anything that looks like a token or an API key. */
-export function redact(text: string): string {
-  return text.replace(JWT_LIKE, "[REDACTED_JWT]").replace(API_KEY_LIKE, "$1_$2_[REDACTED]");
-}
+/** Longest a string field may be, in UTF-8 bytes, before it is cut (after redaction). */
+export const MAX_FIELD_BYTES = 2048;
+/** Longest a log line may be, in UTF-8 bytes, newline excluded. */
+export const MAX_LINE_BYTES = 16 * 1024;
 
 /**
  * The one logger: JSON lines, written through `write` (stderr in the server, because stdout
- * carries the MCP protocol), filtered by level, redacted.
+ * carries the MCP protocol), filtered by level, redacted, bounded.
+ *
+ * Redaction runs on the finished line, so a secret cannot slip through inside an error message
+ * or a nested field; it takes time linear in the line (see redact.ts). Bounds: a string field
+ * longer than `MAX_FIELD_BYTES` is redacted and cut before the line is built (a client's
+ * megabyte is never copied into a line), and a line still longer than `MAX_LINE_BYTES` is
+ * replaced by one that carries its cut head. Both cuts say how many bytes they removed.
  */
 export function createLogger(options: {
   level: LogLevel;
@@ -47,11 +48,13 @@ export function createLogger(options: {
   const emit = (level: Exclude<LogLevel, "silent">, message: string, fields?: LogFields) => {
     if (SEVERITY[level] < threshold) return;
     const time = clock();
+    // Cut now, not when the line is built: a deferred line must not hold on to a huge string.
+    const bounded = fields && boundStrings(fields);
     const task = () => {
-      const record = { time: isoTime(time), level, msg: message, ...fields };
-      // The replacer costs on every key, so only lines that carry an error pay for it.
-      const line = fields && hasError(fields) ? JSON.stringify(record, errorsAsObjects) : JSON.stringify(record);
-      options.write(redact(line));
+      const record = { time: isoTime(time), level, msg: message, ...bounded };
+      // The replacer costs on every key, so only lines with nested values (errors) pay for it.
+      const line = bounded && hasObject(bounded) ? JSON.stringify(record, boundedValues) : JSON.stringify(record);
+      options.write(capLine(redact(line), record));
     };
     if (defer) defer(task);
     else task();
@@ -64,16 +67,48 @@ export function createLogger(options: {
   };
 }
 
-function hasError(fields: LogFields): boolean {
-  for (const key in fields) if (fields[key] instanceof Error) return true;
+/** Whether a string may be longer than `bytes` in UTF-8 (a UTF-16 unit is at most 3 bytes). */
+const mayExceed = (text: string, bytes: number): boolean => text.length > bytes / 3;
+
+/** `fields` with every long top-level string shortened; the same object when none is. */
+function boundStrings(fields: LogFields): LogFields {
+  let bounded: LogFields | undefined;
+  for (const key in fields) {
+    const value = fields[key];
+    if (typeof value !== "string" || !mayExceed(value, MAX_FIELD_BYTES)) continue;
+    bounded ??= { ...fields };
+    bounded[key] = shorten(value, MAX_FIELD_BYTES);
+  }
+  return bounded ?? fields;
+}
+
+function hasObject(fields: LogFields): boolean {
+  for (const key in fields) if (typeof fields[key] === "object" && fields[key] !== null) return true;
   return false;
 }
 
-function errorsAsObjects(_key: string, value: unknown): unknown {
+/** JSON.stringify replacer: errors as plain objects, long nested strings shortened. */
+function boundedValues(_key: string, value: unknown): unknown {
+  if (typeof value === "string") return mayExceed(value, MAX_FIELD_BYTES) ? shorten(value, MAX_FIELD_BYTES) : value;
   if (!(value instanceof Error)) return value;
   const { name, message, stack, cause } = value;
   const code = (value as { code?: unknown }).code;
   return { name, message, ...(code === undefined ? {} : { code }), stack, ...(cause === undefined ? {} : { cause }) };
+}
+
+/** Room a capped line keeps for its time, level and field names besides the head and message. */
+const CAPPED_LINE_ROOM = 256;
+
+/**
+ * `line` if it fits in `MAX_LINE_BYTES`; otherwise a line with the same time, level and message
+ * whose `head` is the start of the redacted line, cut between runs, with the count of bytes cut.
+ * JSON-escaping at most doubles the head (the line holds no raw control characters): hence half.
+ */
+function capLine(line: string, record: { time: string; level: string; msg: string }): string {
+  if (!mayExceed(line, MAX_LINE_BYTES) || Buffer.byteLength(line) <= MAX_LINE_BYTES) return line;
+  const msg = shorten(record.msg, MAX_FIELD_BYTES);
+  const head = shorten(line, Math.floor((MAX_LINE_BYTES - CAPPED_LINE_ROOM - 2 * Buffer.byteLength(msg)) / 2));
+  return redact(JSON.stringify({ time: record.time, level: record.level, msg, truncated: true, head }));
 }
 
 /** How long a log line may wait in memory before it is written. */

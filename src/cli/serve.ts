@@ -9,6 +9,7 @@ import { createServices } from "../services.js";
 import type { Io } from "./io.js";
 import { limitLineLength, MAX_MESSAGE_BYTES } from "./line-limit.js";
 import { trackPendingRequests } from "./pending-requests.js";
+import { describeProtocolError } from "./protocol-error.js";
 
 /** How long shutdown waits for calls already received to be answered. */
 const SHUTDOWN_GRACE_MS = 10_000;
@@ -27,8 +28,9 @@ export async function serve(io: Io): Promise<void> {
 
   const services = createServices({ config, problems, logger, clock: systemClock, readTokenFile: io.readTokenFile });
   const { server, close } = createServer({ services, logger, version: io.version });
-  // A line that is not JSON-RPC is reported and skipped; the server keeps answering.
-  server.server.onerror = (error) => logger.warn("protocol_error", { message: error.message });
+  // A line that is not JSON-RPC is reported (briefly: see describeProtocolError) and skipped;
+  // the server keeps answering.
+  server.server.onerror = (error) => logger.warn("protocol_error", describeProtocolError(error));
 
   const input = io.stdin.pipe(
     limitLineLength(MAX_MESSAGE_BYTES, (bytes) => {

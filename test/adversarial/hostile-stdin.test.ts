@@ -5,6 +5,10 @@ import { changeEvents, rows } from "../helpers/db.js";
 import { recordFigures } from "../helpers/figures.js";
 import { parseLines, requestLine, session, TOOL_NAMES, type Json, type RawToolResult } from "../helpers/rpc.js";
 import { spawnRaw, tempDir, type RawServer } from "../helpers/spawn.js";
+import { MAX_MESSAGE_BYTES } from "../../src/cli/line-limit.js";
+import { generateApiKey } from "../../src/keys/format.js";
+import { MAX_LINE_BYTES } from "../../src/log.js";
+import { encryptedToken, SPACED_HEADERS, tokenWithHeader } from "../helpers/secret-shapes.js";
 import { merchantToken, TEST_SECRET } from "../helpers/tokens.js";
 import { ODD_STRINGS } from "./odd-strings.js";
 
@@ -254,6 +258,87 @@ describe("hostile stdin: the built server survives what a broken or malicious ho
       }
     }
     recordFigures("hostile-stdin.odd-strings", { calls: tried, strings: Object.keys(ODD_STRINGS).length });
+  });
+
+  // One such line held the server 25 s for 90 KB (minutes near the limit): an unknown key was
+  // logged in the SDK's message, which repeats it about 8 times, through a redaction pattern that
+  // backtracked from every position. Each line here is a worst case for some part of the path
+  // from stdin to stderr; the server must answer a ping promptly after each, and log no secret.
+  it("answers a ping promptly after each of the worst lines up to the 1 MiB limit, and logs no secret", async () => {
+    const secrets = [plaintext, generateApiKey("publishable", "test"), await merchantToken("merchant_other", "user_other"), ...SPACED_HEADERS.map(([, header]) => tokenWithHeader(header)), await encryptedToken()];
+    /** A message whose one unknown top-level key is `name`, filled to just under the line limit. */
+    const unknownKey = (unit: string, tail = "") => {
+      const head = '{"jsonrpc":"2.0","id":"hostile","method":"ping",';
+      const room = MAX_MESSAGE_BYTES - 64 - head.length - JSON.stringify(tail).length;
+      return `${head}${JSON.stringify(unit.repeat(Math.floor(room / (JSON.stringify(unit).length - 2))) + tail)}:1}`;
+    };
+    // Secrets first, then as many 14-character entries (`"eyJ000001":1,`) as fit.
+    const many: Json = { jsonrpc: "2.0", id: "many", method: "ping", ...Object.fromEntries(secrets.map((secret, i) => [`k${i}_${secret}`, 1])) };
+    const fit = Math.floor((MAX_MESSAGE_BYTES - 64 - JSON.stringify(many).length) / 14);
+    for (let i = 0; i < fit; i++) many[`eyJ${String(i).padStart(6, "0")}`] = 1;
+    const longLines: [string, string][] = [
+      ["an unknown key: a JWT header repeated, no dot", unknownKey("eyJ")],
+      ["an unknown key: a JWT header repeated, then a secret", unknownKey("eyJ", `_${plaintext}`)],
+      ["an unknown key: base64url whitespace, then dots", unknownKey("ICAg", ".x.y")],
+      ["an unknown key: key prefixes with short bodies", unknownKey("sk_live_abcd_")],
+      ["an unknown key: backslashes", unknownKey("\\")],
+      ["an unknown key: escapes as text", unknownKey("\\u0065y")],
+      ["an unknown key: escaped dots as text", unknownKey("eyJ\\u002e")],
+      ["many unknown keys, secrets first", JSON.stringify(many)],
+      ["not JSON: an unterminated string of JWT headers", `{"a":"${"eyJ".repeat((MAX_MESSAGE_BYTES - 100) / 3)}`],
+    ];
+    // Short unknown keys are logged whole: each secret after a letter, a digit, `_`, a newline, a
+    // quote, escape text; and with one of its characters written as escape text.
+    const places = [
+      (s: string) => `extra_${s}`,
+      (s: string) => `a${s}`,
+      (s: string) => `7${s}`,
+      (s: string) => `x\n${s}`,
+      (s: string) => `"${s}"`,
+      (s: string) => `\\u0022${s}`,
+      (s: string) => `${s.slice(0, 12)}\\u${s.charCodeAt(12).toString(16).padStart(4, "0")}${s.slice(13)}`,
+    ];
+    const shortLines = secrets.flatMap((secret, i) =>
+      places.map((place, j): [string, string] => [`secret ${i} in place ${j}`, `{"jsonrpc":"2.0","id":"s","method":"ping",${JSON.stringify(place(secret))}:1}`]),
+    );
+    // A valid request for an unknown method: answered with an error, not logged.
+    const unknownMethod = `{"jsonrpc":"2.0","id":"method","method":${JSON.stringify("eyJ".repeat((MAX_MESSAGE_BYTES - 100) / 3))}}`;
+    for (const [label, line] of longLines) expect(Buffer.byteLength(line), label).toBeGreaterThan(MAX_MESSAGE_BYTES - 4096);
+    for (const [label, line] of longLines) expect(Buffer.byteLength(line) + 1, label).toBeLessThanOrEqual(MAX_MESSAGE_BYTES);
+
+    const logged = () => parseLines(server.stderrLines).filter((log) => log.msg === "protocol_error").length;
+    let slowest = 0;
+    const pingAfter = async (label: string) => {
+      const started = Date.now();
+      const reply = await rpc.request("ping", undefined, 5_000).catch((error: Error) => {
+        throw new Error(`no ping answer within 5 s after ${label}: ${error.message}`);
+      });
+      expect(reply.result, label).toEqual({});
+      slowest = Math.max(slowest, Date.now() - started);
+    };
+    for (const [label, line] of [...longLines, ...shortLines]) {
+      hostileLines += 1;
+      const before = logged();
+      server.send(line);
+      // The line is logged (built and written up to 50 ms later, off the reply's path) before
+      // the ping: the ping must find the server free after the logging too.
+      await server.waitForStderr(() => logged() > before, 5_000).catch(() => {
+        throw new Error(`no protocol_error line within 5 s after ${label}`);
+      });
+      await pingAfter(label);
+    }
+    hostileLines += 1;
+    server.send(unknownMethod);
+    await server.response("method", 5_000);
+    await pingAfter("an unknown method of 1 MiB");
+    recordFigures("hostile-stdin.worst-lines", { long_lines: longLines.length + 1, short_lines: shortLines.length, slowest_ping_ms: slowest });
+
+    for (const line of server.stderrLines) {
+      expect(Buffer.byteLength(line)).toBeLessThanOrEqual(MAX_LINE_BYTES);
+      for (const secret of secrets) {
+        expect(line.includes(secret.slice(13, 26)) || line.includes(secret.slice(-13)), "a secret reached stderr").toBe(false);
+      }
+    }
   });
 
   it("wrote only JSON-RPC on stdout and short JSON log lines on stderr, with no internal errors", async () => {
