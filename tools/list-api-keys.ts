@@ -14,7 +14,8 @@ export const registerListApiKeysTool = defineTool({
     "List the merchant's API keys, newest first, one page at a time. By default shows active and expired keys; " +
     'pass status "revoked" or "all" to include revoked ones, environment or type to narrow the list, ' +
     'and expires_within (e.g. "7d") to find keys about to expire. ' +
-    "When next_cursor is not null, call again with cursor set to it for the next page. " +
+    "When next_cursor is not null, call again with cursor set to it for the next page; a filtered page may hold fewer keys than limit, " +
+    "even none, while next_cursor is not null, so keep paging until it is null before concluding a key is not there. " +
     "Shows prefixes only: secret keys can never be listed or retrieved. Requires api_keys:read.",
   permission: "api_keys:read",
   input: {

@@ -38,7 +38,8 @@ export const registerListAuditEventsTool = defineTool({
   title: "List audit events",
   description:
     "List the audit trail of this merchant's API keys, newest first: who created, updated, rotated or revoked which key and what changed, " +
-    "and calls that were denied. Filter by key_id, action or since; when next_cursor is not null, pass it as cursor for older events. " +
+    "and calls that were denied. Filter by key_id, action or since; when next_cursor is not null, pass it as cursor for older events " +
+    "(a page filtered by key_id may be short, even empty, while next_cursor is not null). " +
     "Never contains secrets. Requires api_keys:read.",
   permission: "api_keys:read",
   input: {

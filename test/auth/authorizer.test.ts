@@ -216,6 +216,29 @@ describe("denials are audited (S3)", () => {
     if (token !== undefined) expectNoToken(JSON.stringify(row), token);
   });
 
+  it("records at most five denials a minute per caller, and the next one recorded says how many were left out", async () => {
+    const clock = testClock();
+    server = await startTestServer({ clock });
+    const readOnly = await merchantToken("merchant_a", "rita", "api_keys:read", { now: nowSeconds(clock), ttl: 86_400 });
+    const other = await merchantToken("merchant_a", "olga", "api_keys:read", { now: nowSeconds(clock), ttl: 86_400 });
+    for (let i = 0; i < 40; i++) expectCode(await server.call("create_api_key", { name: `n${i}`, token: readOnly }), "ERR_FORBIDDEN");
+    const denials = () => auditRows(server!).filter((row) => row.action === "auth.denied");
+    expect(denials().map((row) => row.actor)).toEqual(["rita", "rita", "rita", "rita", "rita"]);
+    // Another caller has a bound of its own.
+    expectCode(await server.call("create_api_key", { name: "x", token: other }), "ERR_FORBIDDEN");
+    expect(denials().at(-1)).toMatchObject({ actor: "olga", changes: null });
+
+    clock.advance(60_000);
+    expectCode(await server.call("create_api_key", { name: "later", token: readOnly }), "ERR_FORBIDDEN");
+    const last = denials().at(-1)!;
+    expect(last.actor).toBe("rita");
+    expect(JSON.parse(last.changes!)).toEqual({ omitted_denials: { from: null, to: 35 } });
+    // And the tenant can read that in its trail.
+    const admin = await merchantToken("merchant_a", "admin", "api_keys:read api_keys:write", { now: nowSeconds(clock), ttl: 86_400 });
+    const listed = await server.call("list_audit_events", { action: "auth.denied", limit: 1, token: admin });
+    expect(listed.ok && listed.data.events[0]).toMatchObject({ actor: "rita", changes: { omitted_denials: { from: null, to: 35 } } });
+  });
+
   it("does not audit a call refused by the failed-authentication limiter", async () => {
     server = await startTestServer({ env: { API_KEYS_MCP_RATE_LIMIT_AUTH_FAILURES: "1" } });
     const token = await merchantToken("merchant_a", "user_a", "api_keys:read", { secret: OTHER_SECRET });

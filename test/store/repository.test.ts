@@ -128,7 +128,13 @@ function newRotation(type: KeyType = "secret", environment: Environment = "test"
  * suite by calling this with its own fixture. Kept in this file because test files must not
  * import each other; move it to test/helpers when a second backend arrives.
  */
-function describeKeyRepositoryContract(backend: string, setup: () => Promise<ContractFixture>): void {
+/** What a contract test may ask of a backend's fixture. */
+interface FixtureOptions {
+  /** Index entries a filtered page looks at, at most: small, so that windows show with few keys. */
+  listWindowRows?: number;
+}
+
+function describeKeyRepositoryContract(backend: string, setup: (options?: FixtureOptions) => Promise<ContractFixture>): void {
   describe(`KeyRepository contract: ${backend}`, () => {
     let f: ContractFixture;
     let repo: KeyRepository;
@@ -402,6 +408,156 @@ function describeKeyRepositoryContract(backend: string, setup: () => Promise<Con
       });
     });
 
+    describe("bounded listings: a filtered page looks at a window of index entries, never the whole tenant", () => {
+      /** Every page of a listing, until next_cursor is null. */
+      async function walk<T>(page: (cursor: string | undefined) => Promise<{ items: T[]; nextCursor: string | null }>): Promise<T[][]> {
+        const pages: T[][] = [];
+        let cursor: string | undefined;
+        do {
+          const next = await page(cursor);
+          pages.push(next.items);
+          cursor = next.nextCursor ?? undefined;
+          expect(pages.length).toBeLessThan(100);
+        } while (cursor !== undefined);
+        return pages;
+      }
+
+      it("walks a rare filter to the end across short pages, with no key lost or repeated", async () => {
+        const g = await setup({ listWindowRows: 4 });
+        try {
+          const made: KeyRecord[] = [];
+          for (let i = 0; i < 30; i++) made.push(await g.repo.createKey(ALICE, newKey({ environment: i % 5 === 0 ? "live" : "test", expiresAt: i % 4 === 0 ? T0 + 10 : null }), T0));
+          await g.repo.revokeKey(ALICE, made[12]!.keyId, T0);
+          const now = T0 + 100;
+          // Live and expired: two keys of thirty, found by walking the environment index and
+          // checking expiry within windows of four entries.
+          const expected = [made[20]!.keyId, made[0]!.keyId];
+          const pages = await walk(async (cursor) => {
+            const page = await g.repo.listKeys("merchant_a", { now, limit: 10, environment: "live", status: "expired", ...(cursor ? { cursor } : {}) });
+            return { items: page.keys.map((k) => k.keyId), nextCursor: page.nextCursor };
+          });
+          expect(pages.flat()).toEqual(expected);
+
+          // Expired keys in the whole tenant: the unrevoked index, expiry checked row by row.
+          const expired = made.filter((k, i) => i % 4 === 0 && i !== 12).map((k) => k.keyId).reverse();
+          const expiredPages = await walk(async (cursor) => {
+            const page = await g.repo.listKeys("merchant_a", { now, limit: 2, status: "expired", ...(cursor ? { cursor } : {}) });
+            return { items: page.keys.map((k) => k.keyId), nextCursor: page.nextCursor };
+          });
+          expect(expiredPages.flat()).toEqual(expired);
+          // Some page came back short with more to come: the window, not the limit, ended it.
+          expect(expiredPages.slice(0, -1).some((page) => page.length < 2)).toBe(true);
+        } finally {
+          await g.close();
+        }
+      });
+
+      it("answers a filter nothing matches with an empty first page and a cursor, not a scan of every key", async () => {
+        const g = await setup({ listWindowRows: 4 });
+        try {
+          for (let i = 0; i < 12; i++) await g.repo.createKey(ALICE, newKey({ expiresAt: null }), T0);
+          const first = await g.repo.listKeys("merchant_a", { now: T0, limit: 20, status: "expired" });
+          expect(first.keys).toEqual([]);
+          expect(first.nextCursor).not.toBeNull();
+          const pages = await walk(async (cursor) => {
+            const page = await g.repo.listKeys("merchant_a", { now: T0, limit: 20, status: "expired", ...(cursor ? { cursor } : {}) });
+            return { items: page.keys, nextCursor: page.nextCursor };
+          });
+          expect(pages.flat()).toEqual([]);
+          expect(pages.length).toBe(3);
+          // An index answers "revoked" alone: none revoked is one empty page, at once.
+          expect(await g.repo.listKeys("merchant_a", { now: T0, limit: 20, status: "revoked" })).toEqual({ keys: [], nextCursor: null });
+        } finally {
+          await g.close();
+        }
+      });
+
+      it("walks one key's events in windows too, and another tenant's key id finds nothing", async () => {
+        const g = await setup({ listWindowRows: 4 });
+        try {
+          const key = await g.repo.createKey(ALICE, newKey(), T0);
+          for (let i = 0; i < 9; i++) await g.repo.updateKey(ALICE, key.keyId, { name: `name ${i}` }, T0 + 1 + i);
+          const events = await walk(async (cursor) => {
+            const page = await g.repo.listAuditEvents("merchant_a", { limit: 3, keyId: key.keyId, ...(cursor ? { cursor } : {}) });
+            return { items: page.events.map((e) => e.occurredAt), nextCursor: page.nextCursor };
+          });
+          expect(events.flat()).toEqual([9, 8, 7, 6, 5, 4, 3, 2, 1, 0].map((i) => T0 + i));
+          const foreign = await walk(async (cursor) => {
+            const page = await g.repo.listAuditEvents("merchant_b", { limit: 3, keyId: key.keyId, ...(cursor ? { cursor } : {}) });
+            return { items: page.events, nextCursor: page.nextCursor };
+          });
+          expect(foreign.flat()).toEqual([]);
+        } finally {
+          await g.close();
+        }
+      });
+
+      it("answers a since in the future with an empty page and no cursor", async () => {
+        for (let i = 0; i < 5; i++) await create();
+        expect(await repo.listAuditEvents("merchant_a", { limit: 20, since: Date.UTC(2099, 0, 1) })).toEqual({ events: [], nextCursor: null });
+        expect((await repo.listAuditEvents("merchant_a", { limit: 20, since: T0 })).events).toHaveLength(5);
+      });
+
+      it("lists audit events newest first by time, then by their place in the log", async () => {
+        const key = await create();
+        await repo.updateKey(ALICE, key.keyId, { name: "later" }, T0 + 50);
+        // Written after, but stamped earlier (a call that read the clock first and committed last).
+        await repo.updateKey(ALICE, key.keyId, { name: "earlier" }, T0 + 20);
+        const events = (await repo.listAuditEvents("merchant_a", { limit: 20 })).events;
+        expect(events.map((e) => [e.action, e.occurredAt])).toEqual([
+          ["api_key.updated", T0 + 50],
+          ["api_key.updated", T0 + 20],
+          ["api_key.created", T0],
+        ]);
+      });
+    });
+
+    describe("usage counting", () => {
+      it("shows this repository's own uses at once, before they are written, and counts each exactly once", async () => {
+        const input = newKey();
+        await repo.createKey(ALICE, input, clock());
+        const found = (await repo.findKeyByHash(input.hash))!;
+        repo.recordUsage(found, T0 + 10);
+        repo.recordUsage(found, T0 + 20);
+        expect(await repo.getKey("merchant_a", input.keyId)).toMatchObject({ usageCount: 2, lastUsedAt: T0 + 20 });
+        await repo.flushUsage();
+        expect(await repo.getKey("merchant_a", input.keyId)).toMatchObject({ usageCount: 2, lastUsedAt: T0 + 20 });
+        repo.recordUsage((await repo.findKeyByHash(input.hash))!, T0 + 15);
+        await repo.flushUsage();
+        // Added, never overwritten; the latest use stays the latest.
+        expect(await repo.getKey("merchant_a", input.keyId)).toMatchObject({ usageCount: 3, lastUsedAt: T0 + 20 });
+        expect((await repo.listKeys("merchant_a", { now: clock(), limit: 5 })).keys[0]).toMatchObject({ usageCount: 3 });
+      });
+    });
+
+    describe("a key stopped by rotation stays stopped", () => {
+      it("refuses a later expiry for a rotated key, allows an earlier one and other changes", async () => {
+        const old = await create(ALICE, { expiresAt: T0 + 86_400_000 });
+        const rotation = { ...newRotation(), graceMs: 3_600_000 };
+        const rotated = await repo.rotateKey(ALICE, old.keyId, rotation, T0);
+        expect(rotated.ok).toBe(true);
+        const retiresAt = T0 + 3_600_000;
+        const eventsBefore = (await f.auditRows()).length;
+        for (const expiresAt of [null, T0 + 86_400_000, retiresAt + 1]) {
+          expect(await repo.updateKey(ALICE, old.keyId, { expiresAt }, T0 + 1)).toEqual({ ok: false, reason: "ROTATED", rotatedTo: rotation.keyId });
+        }
+        expect((await f.auditRows()).length).toBe(eventsBefore);
+        expect(await repo.getKey("merchant_a", old.keyId)).toMatchObject({ expiresAt: retiresAt });
+
+        const renamed = await repo.updateKey(ALICE, old.keyId, { name: "retiring", expiresAt: retiresAt }, T0 + 2);
+        expect(renamed).toMatchObject({ ok: true, changed: true, key: { name: "retiring", expiresAt: retiresAt } });
+        const sooner = await repo.updateKey(ALICE, old.keyId, { expiresAt: T0 + 60_000 }, T0 + 3);
+        expect(sooner).toMatchObject({ ok: true, changed: true, key: { expiresAt: T0 + 60_000 } });
+      });
+
+      it("keeps a key retired at once by a rotation (grace 0) from coming back", async () => {
+        const old = await create(ALICE, { expiresAt: null });
+        await repo.rotateKey(ALICE, old.keyId, newRotation(), T0);
+        expect(await repo.updateKey(ALICE, old.keyId, { expiresAt: null }, T0 + 1)).toMatchObject({ ok: false, reason: "ROTATED" });
+        expect(await repo.getKey("merchant_a", old.keyId)).toMatchObject({ expiresAt: T0 });
+      });
+    });
+
     describe("update (T4)", () => {
       it("applies a change, moves updated_at and writes one audit row with old and new values", async () => {
         const key = await create(ALICE, { name: "old", description: "old note" });
@@ -659,10 +815,10 @@ function describeKeyRepositoryContract(backend: string, setup: () => Promise<Con
   });
 }
 
-async function sqliteFixture(): Promise<ContractFixture> {
+async function sqliteFixture(options: FixtureOptions = {}): Promise<ContractFixture> {
   const db: Database.Database = openDatabase(":memory:");
   const clock = testClock(T0);
-  const repo = new SqliteKeyRepository(db);
+  const repo = new SqliteKeyRepository(db, { listWindowRows: options.listWindowRows });
   const targets = {
     "audit insert": "INSERT ON audit_events",
     "key insert": "INSERT ON api_keys",

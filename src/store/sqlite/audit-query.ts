@@ -14,7 +14,7 @@ const WALKS: Record<AuditWalk, { index: string; where: string }> = {
 
 /** Rows strictly older than a position (time, then place in the log), in a form that bounds an index range on time. */
 const BEFORE = "occurred_at <= @beforeTime AND (occurred_at < @beforeTime OR seq < @beforeSeq)";
-const NOT_BELOW_FLOOR = "occurred_at >= @floorTime AND (occurred_at > @floorTime OR seq >= @floorSeq)";
+const ABOVE_FLOOR = "occurred_at >= @floorTime AND (occurred_at > @floorTime OR seq > @floorSeq)";
 
 interface AuditStatements {
   floor?: Database.Statement<Record<string, unknown>, { occurred_at: number; seq: number }>;
@@ -50,7 +50,7 @@ export class SqliteAuditQuery {
       since: query.since,
       beforeTime: before?.[0],
       beforeSeq: before?.[1],
-      skip: this.#windowRows - 1,
+      skip: this.#windowRows,
       limit: query.limit + 1,
     };
     const floor = statements.floor?.get(params);
@@ -62,8 +62,8 @@ export class SqliteAuditQuery {
       const last = page[query.limit - 1]!;
       next = [last.occurredAt, last.seq];
     } else if (floor !== undefined) {
-      // The window ran out before the page filled: resume below the rows looked at.
-      next = [floor.occurred_at, floor.seq];
+      // The window ran out before the page filled: resume with the first entry beyond it.
+      next = [floor.occurred_at, floor.seq + 1];
     }
     return {
       events: page.map(({ seq: _position, changes, ...row }) => ({
@@ -86,7 +86,7 @@ export class SqliteAuditQuery {
       const page = (bounded: boolean) =>
         this.#db.prepare<Record<string, unknown>, AuditRow>(
           `SELECT seq, event_id AS eventId, occurred_at AS occurredAt, action, key_id AS keyId, actor, outcome, reason, changes
-           FROM ${walked} WHERE ${[...range, ...residual, ...(bounded ? [NOT_BELOW_FLOOR] : [])].join(" AND ")}
+           FROM ${walked} WHERE ${[...range, ...residual, ...(bounded ? [ABOVE_FLOOR] : [])].join(" AND ")}
            ORDER BY occurred_at DESC, seq DESC LIMIT @limit`,
         );
       statements = { page: page(false) };

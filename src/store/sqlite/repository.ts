@@ -25,9 +25,9 @@ const USAGE_JOIN = "LEFT JOIN key_usage AS u ON u.key_seq = k.seq";
 type KeyRow = unknown[];
 
 interface ListStatements {
-  /** For a windowed plan: the lowest row id of the window, when the walk has more entries than the window. */
+  /** For a windowed plan: the first entry beyond the window, when the walk has more entries than the window holds. */
   floor?: Database.Statement<Record<string, unknown>, number>;
-  /** The page, bounded below by the floor. */
+  /** The page, bounded below by the floor (above it). */
   windowed?: Database.Statement<Record<string, unknown>, KeyRow>;
   /** The page when no floor bounds it. */
   page: Database.Statement<Record<string, unknown>, KeyRow>;
@@ -155,7 +155,7 @@ export class SqliteKeyRepository implements KeyRepository {
       type: query.type,
       now: query.now,
       horizon: query.expiresWithinMs === undefined ? undefined : query.now + query.expiresWithinMs,
-      skip: this.#windowRows - 1,
+      skip: this.#windowRows,
       limit: query.limit + 1,
     };
     return read(() => {
@@ -167,8 +167,8 @@ export class SqliteKeyRepository implements KeyRepository {
         keys = rows.slice(0, query.limit);
         next = keys[query.limit - 1]![0] as number;
       } else if (floor !== undefined) {
-        // The window ran out before the page filled: resume below the rows looked at.
-        next = floor;
+        // The window ran out before the page filled: resume with the first entry beyond it.
+        next = floor + 1;
       }
       return {
         keys: keys.map((row) => this.#toRecord(row)),
@@ -323,13 +323,13 @@ export class SqliteKeyRepository implements KeyRepository {
         this.#db
           .prepare<Record<string, unknown>, KeyRow>(
             `${KEY_SELECT} FROM ${walked} ${USAGE_JOIN}
-             WHERE ${[...conditions, ...(bounded ? ["k.seq >= @floor"] : [])].join(" AND ")}
+             WHERE ${[...conditions, ...(bounded ? ["k.seq > @floor"] : [])].join(" AND ")}
              ORDER BY k.seq DESC LIMIT @limit`,
           )
           .raw();
       statements = { page: page(false) };
       if (plan.windowed) {
-        // The lowest row id among the next `windowRows` entries of the walked index: the page
+        // The first row id beyond the next `windowRows` entries of the walked index: the page
         // looks no further. Only the index is read.
         statements.floor = this.#db
           .prepare<Record<string, unknown>, number>(
