@@ -62,39 +62,61 @@ export interface VerifyChainOptions {
   expectHead?: string;
 }
 
-/** Walks the whole chain in order; stops at the first row that does not verify. */
-export function verifyChain(rows: Iterable<StoredRow>, options: VerifyChainOptions = {}): ChainVerification {
+export interface ChainVerifier {
+  /** Checks the next row of the chain, in log order: the verdict if it breaks the chain, else undefined. */
+  add(row: StoredRow): ChainVerification | undefined;
+  /** The verdict once every row has been added. */
+  finish(): ChainVerification;
+}
+
+/** Checks a chain row by row, so a backend can stream rows of any number through it. */
+export function createChainVerifier(options: VerifyChainOptions = {}): ChainVerifier {
   let previous = GENESIS_HASH;
   let count = 0;
   let keyed = false;
   let unkeyed = 0;
   let sawExpected = options.expectHead === undefined;
-  for (const row of rows) {
-    count += 1;
-    const broken = (problem: string): ChainVerification => ({ ok: false, kind: "broken", rows: count, seq: row.seq, eventId: row.event_id, problem });
-    if (row.prev_hash !== previous) return broken("its prev_hash does not match the row before it (a row was removed, inserted or reordered)");
-    if (row.hash_alg === "hmac-sha256") {
-      if (!options.auditKey) {
-        return { ok: false, kind: "key-required", rows: count, problem: "the chain is keyed with the audit key from here on; give API_KEYS_MCP_AUDIT_KEY to check it" };
+  return {
+    add(row) {
+      count += 1;
+      const broken = (problem: string): ChainVerification => ({ ok: false, kind: "broken", rows: count, seq: row.seq, eventId: row.event_id, problem });
+      if (row.prev_hash !== previous) return broken("its prev_hash does not match the row before it (a row was removed, inserted or reordered)");
+      if (row.hash_alg === "hmac-sha256") {
+        if (!options.auditKey) {
+          return { ok: false, kind: "key-required", rows: count, problem: "the chain is keyed with the audit key from here on; give API_KEYS_MCP_AUDIT_KEY to check it" };
+        }
+        keyed = true;
+      } else if (keyed) {
+        return broken("it is not keyed although rows before it are (the chain was rewritten without the audit key)");
+      } else {
+        unkeyed += 1;
       }
-      keyed = true;
-    } else if (keyed) {
-      return broken("it is not keyed although rows before it are (the chain was rewritten without the audit key)");
-    } else {
-      unkeyed += 1;
-    }
-    if (auditHash(previous, row, row.hash_alg === "hmac-sha256" ? options.auditKey : undefined) !== row.hash) {
-      return broken(
-        row.hash_alg === "hmac-sha256"
-          ? "its content does not match its hash under the audit key (the row was changed, or the key is not the one it was written with)"
-          : "its content does not match its hash (the row was changed)",
-      );
-    }
-    previous = row.hash;
-    if (row.hash === options.expectHead) sawExpected = true;
+      if (auditHash(previous, row, row.hash_alg === "hmac-sha256" ? options.auditKey : undefined) !== row.hash) {
+        return broken(
+          row.hash_alg === "hmac-sha256"
+            ? "its content does not match its hash under the audit key (the row was changed, or the key is not the one it was written with)"
+            : "its content does not match its hash (the row was changed)",
+        );
+      }
+      previous = row.hash;
+      if (row.hash === options.expectHead) sawExpected = true;
+      return undefined;
+    },
+    finish() {
+      if (!sawExpected) {
+        return { ok: false, kind: "cut", rows: count, problem: "the expected head hash is not in the chain: rows were cut off its end, or the chain was rebuilt" };
+      }
+      return { ok: true, rows: count, head: previous, unkeyed };
+    },
+  };
+}
+
+/** Walks the whole chain in order; stops at the first row that does not verify. */
+export function verifyChain(rows: Iterable<StoredRow>, options: VerifyChainOptions = {}): ChainVerification {
+  const verifier = createChainVerifier(options);
+  for (const row of rows) {
+    const broken = verifier.add(row);
+    if (broken) return broken;
   }
-  if (!sawExpected) {
-    return { ok: false, kind: "cut", rows: count, problem: "the expected head hash is not in the chain: rows were cut off its end, or the chain was rebuilt" };
-  }
-  return { ok: true, rows: count, head: previous, unkeyed };
+  return verifier.finish();
 }

@@ -1,16 +1,8 @@
 import type Database from "better-sqlite3";
+import { SchemaTooNewError } from "../schema-too-new.js";
 import { MIGRATIONS, type Migration } from "./migrations/index.js";
 
-/** The database was written by a newer api-keys-mcp; opening it could corrupt what it knows. */
-export class SchemaTooNewError extends Error {
-  constructor(readonly found: number, readonly supported: number) {
-    super(
-      `the database has schema version ${found}, newer than this api-keys-mcp supports (${supported}); ` +
-        "upgrade api-keys-mcp, or point API_KEYS_MCP_DB at another file",
-    );
-    this.name = "SchemaTooNewError";
-  }
-}
+export { SchemaTooNewError };
 
 /**
  * Brings the schema to the latest version, tracked in `PRAGMA user_version`. Runs under an

@@ -1,0 +1,131 @@
+import pg from "pg";
+import { AppError } from "../../errors.js";
+
+/** How long a call waits for a connection, or for a transaction to get through contention, before ERR_BUSY. */
+export const DEFAULT_BUSY_TIMEOUT_MS = 5000;
+
+export interface PoolOptions {
+  /** Connections at most (default 10). */
+  max?: number;
+  /** Waiting for a connection, in ms (default 2000): with PostgreSQL down, calls answer ERR_BUSY this fast. */
+  connectionTimeoutMs?: number;
+  /** Told about errors of idle connections (a server restart); the pool replaces them. */
+  onIdleError?: (error: unknown) => void;
+  /** The application_name PostgreSQL shows for these connections. */
+  applicationName?: string;
+}
+
+/**
+ * BIGINT (epoch milliseconds, row ids, counts) read as a JavaScript number: every value this
+ * store writes is far below 2^53. Set per pool, not globally, so a host application's own use of
+ * `pg` is left alone.
+ */
+const types = {
+  getTypeParser: ((oid: number, format?: "text" | "binary") =>
+    oid === pg.types.builtins.INT8 ? (value: string) => Number(value) : pg.types.getTypeParser(oid, format)) as typeof pg.types.getTypeParser,
+};
+
+/** A pool of connections to the database at `url`. */
+export function createPool(url: string, options: PoolOptions = {}): pg.Pool {
+  const pool = new pg.Pool({
+    connectionString: url,
+    max: options.max ?? 10,
+    connectionTimeoutMillis: options.connectionTimeoutMs ?? 2000,
+    idleTimeoutMillis: 30_000,
+    application_name: options.applicationName ?? "api-keys-mcp",
+    types,
+  });
+  // An idle connection dropped by the server (a restart, a failover) would otherwise be an
+  // unhandled 'error' event and end the process; the pool opens a new one when next needed.
+  pool.on("error", (error) => options.onIdleError?.(error));
+  return pool;
+}
+
+/**
+ * Failures worth another try, or else ERR_BUSY: a serialization failure or a deadlock (the
+ * transaction was rolled back and may simply be run again), too many connections, the server
+ * shutting down or starting up, and a connection that could not be made or was lost.
+ */
+export function isTransient(error: unknown): boolean {
+  const code = (error as { code?: unknown } | null)?.code;
+  if (typeof code !== "string") return isConnectionFailure(error);
+  return (
+    code === "40001" || // serialization_failure
+    code === "40P01" || // deadlock_detected
+    code === "55P03" || // lock_not_available
+    code === "53300" || // too_many_connections
+    code === "57P01" || // admin_shutdown
+    code === "57P02" || // crash_shutdown
+    code === "57P03" || // cannot_connect_now
+    code.startsWith("08") || // connection_exception
+    ["ECONNREFUSED", "ECONNRESET", "EPIPE", "ETIMEDOUT", "ENOTFOUND", "EHOSTUNREACH", "EAI_AGAIN"].includes(code)
+  );
+}
+
+function isConnectionFailure(error: unknown): boolean {
+  if (!(error instanceof Error)) return false;
+  // node-postgres reports these as plain Errors, without a code.
+  return /Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error|Connection ended unexpectedly/i.test(
+    error.message,
+  );
+}
+
+/** The answer while PostgreSQL is unreachable or too contended, at the PostgreSQL boundary. */
+export function storeUnavailable(cause?: unknown): AppError {
+  return new AppError("ERR_BUSY", "The key store is busy or unreachable right now. Nothing was changed; retry in a moment.", { cause });
+}
+
+/** Whether `error` is one PostgreSQL raises for a unique constraint. */
+export function isUniqueViolation(error: unknown): boolean {
+  return (error as { code?: unknown } | null)?.code === "23505";
+}
+
+const RETRY_DELAYS_MS = [10, 25, 50, 100, 200, 400];
+
+/**
+ * Runs `work` in a transaction on a connection of its own, and retries it — from BEGIN — after a
+ * transient failure, until `busyTimeoutMs` has passed; then ERR_BUSY. A failure of COMMIT
+ * itself is not retried: the transaction may have committed, and running it again could apply
+ * it twice; the caller gets ERR_BUSY and nothing is acknowledged.
+ */
+export async function inTransaction<T>(pool: pg.Pool, work: (client: pg.PoolClient) => Promise<T>, busyTimeoutMs = DEFAULT_BUSY_TIMEOUT_MS): Promise<T> {
+  const deadline = Date.now() + busyTimeoutMs;
+  for (let attempt = 0; ; attempt++) {
+    let client: pg.PoolClient | undefined;
+    let committing = false;
+    try {
+      client = await pool.connect();
+      await client.query("BEGIN");
+      const result = await work(client);
+      committing = true;
+      await client.query("COMMIT");
+      client.release();
+      return result;
+    } catch (error) {
+      if (client) {
+        if (committing || !isTransient(error)) {
+          await client.query("ROLLBACK").catch(() => {});
+        }
+        // A connection that failed is not given back to be reused.
+        client.release(isTransient(error) ? (error as Error) : undefined);
+      }
+      if (!isTransient(error)) throw error;
+      if (committing || Date.now() >= deadline) throw storeUnavailable(error);
+      await new Promise((resolve) => setTimeout(resolve, RETRY_DELAYS_MS[Math.min(attempt, RETRY_DELAYS_MS.length - 1)]));
+    }
+  }
+}
+
+/** Runs one read, retried like a transaction after a transient failure. */
+export async function readWithRetry<T>(pool: pg.Pool, read: () => Promise<T>, busyTimeoutMs = DEFAULT_BUSY_TIMEOUT_MS): Promise<T> {
+  const deadline = Date.now() + busyTimeoutMs;
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await read();
+    } catch (error) {
+      if (!isTransient(error)) throw error;
+      if (Date.now() >= deadline) throw storeUnavailable(error);
+      await new Promise((resolve) => setTimeout(resolve, RETRY_DELAYS_MS[Math.min(attempt, RETRY_DELAYS_MS.length - 1)]));
+    }
+  }
+}
