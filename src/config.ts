@@ -23,8 +23,13 @@ export interface AuthConfig {
 }
 
 export interface Config {
-  /** Absolute path of the SQLite file, or `:memory:`; absent when no usable location is configured (see `problems`). */
+  /**
+   * Absolute path of the SQLite file, or `:memory:`; absent when PostgreSQL is used
+   * (`databaseUrl`) or when no usable location is configured (see `problems`).
+   */
   dbPath?: string;
+  /** API_KEYS_MCP_DATABASE_URL: the PostgreSQL database shared by every instance, instead of a SQLite file. */
+  databaseUrl?: string;
   /**
    * True only for the per-user default location, whose directory the server creates (owner-only).
    * A configured path's directory must already exist: a typo in it would otherwise create a new,
@@ -97,9 +102,12 @@ export function loadConfig(source: ConfigEnvironment): { config: Config; problem
     return fallback;
   };
 
-  const dbPath = databasePath(source, problems);
+  const databaseUrl = loadDatabaseUrl(source, problems);
+  // With PostgreSQL there is no SQLite file, so no default location to work out (or refuse).
+  const dbPath = databaseUrl === undefined ? databasePath(source, problems) : undefined;
   const config: Config = {
     dbPath: dbPath?.path,
+    databaseUrl,
     createDbDirectory: dbPath?.isDefault ?? false,
     logLevel: setting("API_KEYS_MCP_LOG_LEVEL", z.enum(LOG_LEVELS), "info", `one of ${LOG_LEVELS.join(", ")}`),
     token: { value: nonEmpty(env.API_KEYS_MCP_TOKEN), file: nonEmpty(env.API_KEYS_MCP_TOKEN_FILE) },
@@ -203,6 +211,51 @@ function databasePath({ env, platform, homedir }: ConfigEnvironment, problems: C
       `or start the server with ${homeVariable} set to the user's home directory`,
   });
   return undefined;
+}
+
+/**
+ * API_KEYS_MCP_DATABASE_URL selects PostgreSQL. Setting it beside API_KEYS_MCP_DB is a problem:
+ * which store would the keys be in? The URL may leave the password out: node-postgres then
+ * takes it from PGPASSWORD or ~/.pgpass.
+ */
+function loadDatabaseUrl({ env }: ConfigEnvironment, problems: ConfigProblem[]): string | undefined {
+  const configured = nonEmpty(env.API_KEYS_MCP_DATABASE_URL);
+  if (configured === undefined) return undefined;
+  if (nonEmpty(env.API_KEYS_MCP_DB) !== undefined) {
+    problems.push({
+      variable: "API_KEYS_MCP_DATABASE_URL",
+      message: "both API_KEYS_MCP_DATABASE_URL (PostgreSQL) and API_KEYS_MCP_DB (a SQLite file) are set",
+      fix: "remove one of API_KEYS_MCP_DATABASE_URL and API_KEYS_MCP_DB, keeping the store the keys are in",
+    });
+    return undefined;
+  }
+  let url: URL;
+  try {
+    url = new URL(configured);
+  } catch {
+    url = new URL("invalid:");
+  }
+  if (url.protocol !== "postgres:" && url.protocol !== "postgresql:") {
+    problems.push({
+      variable: "API_KEYS_MCP_DATABASE_URL",
+      message: "API_KEYS_MCP_DATABASE_URL is not a PostgreSQL URL",
+      fix: "set API_KEYS_MCP_DATABASE_URL to a URL such as postgres://user@host:5432/database (the password may come from PGPASSWORD)",
+    });
+    return undefined;
+  }
+  return configured;
+}
+
+/** A database URL as it may be shown in a log line: without its password. */
+export function describeDatabaseUrl(url: string): string {
+  try {
+    const parsed = new URL(url);
+    if (parsed.password !== "") parsed.password = "***";
+    parsed.search = "";
+    return parsed.toString();
+  } catch {
+    return "(not a URL)";
+  }
 }
 
 /** The platform's per-user data directory, from absolute settings only; undefined when there is none. */

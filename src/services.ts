@@ -4,12 +4,15 @@ import { Authorizer } from "./auth/authorizer.js";
 import { createTokenResolver } from "./auth/token-source.js";
 import { createTokenVerifier, DEFAULT_JWKS_TIMINGS, type JwksTimings } from "./auth/verifier.js";
 import type { Clock } from "./clock.js";
-import type { Config, ConfigProblem } from "./config.js";
+import { describeDatabaseUrl, type Config, type ConfigProblem } from "./config.js";
 import { AppError } from "./errors.js";
 import type { Logger } from "./log.js";
 import { DatabaseDirectoryMissingError, NativeModuleError, openDatabase } from "./store/sqlite/database.js";
 import { SchemaTooNewError } from "./store/sqlite/migrate.js";
 import { SqliteKeyRepository } from "./store/sqlite/repository.js";
+import { createPool } from "./store/postgres/pool.js";
+import { PostgresKeyRepository } from "./store/postgres/repository.js";
+import type { KeyRepository } from "./store/repository.js";
 
 export interface ServiceOptions {
   config: Config;
@@ -33,22 +36,36 @@ export interface ServiceOptions {
 export function createServices(options: ServiceOptions): ToolServices | AppError {
   const { config, logger, clock } = options;
   // loadConfig reports a problem whenever it leaves the key material or the database out.
-  if (options.problems.length > 0 || !config.auth || config.dbPath === undefined) return configError(options.problems);
-
-  let db: Database.Database;
-  try {
-    db = (options.openDb ?? openDatabase)(config.dbPath, { createDirectory: config.createDbDirectory });
-  } catch (error) {
-    logger.error("database_open_failed", { path: config.dbPath, error });
-    return new AppError("ERR_CONFIG", databaseProblem(error), { cause: error });
+  if (options.problems.length > 0 || !config.auth || (config.dbPath === undefined && config.databaseUrl === undefined)) {
+    return configError(options.problems);
   }
 
-  const repository = new SqliteKeyRepository(db, {
-    checkpointEveryMs: 1000,
-    auditKey: config.auditKey,
-    usageFlushMs: options.usageFlushMs,
-    onUsageError: (error) => logger.warn("usage_flush_failed", { error }),
-  });
+  const onUsageError = (error: unknown) => logger.warn("usage_flush_failed", { error });
+  let repository: KeyRepository;
+  if (config.databaseUrl !== undefined) {
+    const url = config.databaseUrl;
+    const postgres = new PostgresKeyRepository(createPool(url, { onIdleError: (error) => logger.warn("database_connection_lost", { error }) }), {
+      auditKey: config.auditKey,
+      usageFlushMs: options.usageFlushMs,
+      onUsageError,
+    });
+    // Migrate now rather than on the first call; a failure is logged here and tried again by
+    // the next call (PostgreSQL may simply not be up yet).
+    postgres.ready().then(
+      () => logger.info("database_ready", { database: describeDatabaseUrl(url) }),
+      (error: unknown) => logger.error("database_open_failed", { database: describeDatabaseUrl(url), error }),
+    );
+    repository = postgres;
+  } else {
+    let db: Database.Database;
+    try {
+      db = (options.openDb ?? openDatabase)(config.dbPath!, { createDirectory: config.createDbDirectory });
+    } catch (error) {
+      logger.error("database_open_failed", { path: config.dbPath, error });
+      return new AppError("ERR_CONFIG", databaseProblem(error), { cause: error });
+    }
+    repository = new SqliteKeyRepository(db, { checkpointEveryMs: 1000, auditKey: config.auditKey, usageFlushMs: options.usageFlushMs, onUsageError });
+  }
   const jwks = options.jwks ?? DEFAULT_JWKS_TIMINGS;
   const authorizer = new Authorizer({
     resolveToken: createTokenResolver({ value: config.token.value, file: config.token.file, readFile: options.readTokenFile }),

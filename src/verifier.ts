@@ -6,11 +6,15 @@ import { countUse, judgeKey, screenKey, type KeyRequirement, type VerifyCode } f
 import { toKeyView, type KeyView } from "./keys/view.js";
 import { openDatabase } from "./store/sqlite/database.js";
 import { migrate } from "./store/sqlite/migrate.js";
+import { createPool } from "./store/postgres/pool.js";
+import { PostgresKeyRepository } from "./store/postgres/repository.js";
 import { SqliteKeyRepository } from "./store/sqlite/repository.js";
 
 export interface VerifierOptions {
-  /** The server's database: a file path (which must exist), or an open better-sqlite3 handle. */
-  db: string | Database.Database;
+  /** The server's SQLite database: a file path (which must exist), or an open better-sqlite3 handle. */
+  db?: string | Database.Database;
+  /** Or the server's PostgreSQL database (API_KEYS_MCP_DATABASE_URL); the verifier keeps a pool of connections. */
+  databaseUrl?: string;
   /** Milliseconds since the epoch; tests pass a clock they control. */
   clock?: Clock;
   /** How often counted uses are written (default 1000 ms; always on `close()`). */
@@ -41,37 +45,46 @@ export interface Verifier {
 }
 
 /**
- * Opens a verifier on the server's database (V1). Verification is one indexed lookup and no
- * write: uses are counted in memory and written in batches (at least every second, and on
- * close), so `last_used_at` and `usage_count` are visible to the server within about a second.
+ * Opens a verifier on the server's database, SQLite or PostgreSQL. Verification is one indexed
+ * lookup and no write: uses are counted in memory and written in batches (at least every
+ * second, and on close), added to what other instances counted, so `last_used_at` and
+ * `usage_count` are visible to the server within about a second.
  */
 export function openVerifier(options: VerifierOptions): Verifier {
   const clock = options.clock ?? systemClock;
-  let db: Database.Database;
-  const ownsDb = typeof options.db === "string";
-  if (typeof options.db === "string") {
-    // A mistyped path must not silently create an empty database that knows no key.
-    if (options.db !== ":memory:" && !existsSync(options.db)) throw new Error(`openVerifier: no database file at ${options.db}`);
-    db = openDatabase(options.db);
-  } else if (options.db instanceof Database) {
-    db = options.db;
-    migrate(db);
-  } else {
-    throw new TypeError("openVerifier: options.db must be a file path or a better-sqlite3 Database");
+  if ((options.db === undefined) === (options.databaseUrl === undefined)) {
+    throw new TypeError("openVerifier: give exactly one of options.db (SQLite) and options.databaseUrl (PostgreSQL)");
   }
-
-  const repository = new SqliteKeyRepository(db, { usageFlushMs: options.usageFlushMs, closeDatabase: ownsDb });
+  let repository: SqliteKeyRepository | PostgresKeyRepository;
+  if (options.databaseUrl !== undefined) {
+    if (!/^postgres(ql)?:\/\//.test(options.databaseUrl)) throw new TypeError("openVerifier: options.databaseUrl must be a postgres:// URL");
+    repository = new PostgresKeyRepository(createPool(options.databaseUrl, { applicationName: "api-keys-mcp verifier" }), { usageFlushMs: options.usageFlushMs });
+  } else {
+    let db: Database.Database;
+    if (typeof options.db === "string") {
+      // A mistyped path must not silently create an empty database that knows no key.
+      if (options.db !== ":memory:" && !existsSync(options.db)) throw new Error(`openVerifier: no database file at ${options.db}`);
+      db = openDatabase(options.db);
+    } else if (options.db instanceof Database) {
+      db = options.db;
+      migrate(db);
+    } else {
+      throw new TypeError("openVerifier: options.db must be a file path or a better-sqlite3 Database");
+    }
+    repository = new SqliteKeyRepository(db, { usageFlushMs: options.usageFlushMs, closeDatabase: typeof options.db === "string" });
+  }
   let closed = false;
   return {
     async verify(plaintext, options = {}) {
       if (closed) throw new Error("openVerifier: verify() called after close()");
       if (typeof plaintext !== "string") throw new TypeError("verify: the key must be a string");
       checkOptions(options);
-      // Synchronous inside: one statement, no promise between the lookup and the verdict.
       const screened = screenKey(plaintext, options);
       if ("code" in screened) return { valid: false, code: screened.code };
+      // SQLite: synchronous inside, one statement, no promise between the lookup and the verdict.
+      const found = repository instanceof SqliteKeyRepository ? repository.lookupByHash(screened.hash) : await repository.findKeyByHash(screened.hash);
       const now = clock();
-      const check = countUse(judgeKey(repository.lookupByHash(screened.hash), now), repository, now);
+      const check = countUse(judgeKey(found, now), repository, now);
       if (!("record" in check)) return { valid: false, code: check.code };
       return { valid: check.code === "VALID", code: check.code, key: toKeyView(check.record, now), merchant_id: check.record.tenantId };
     },

@@ -1,7 +1,7 @@
 import { StdioServerTransport } from "@modelcontextprotocol/sdk/server/stdio.js";
 import { ErrorCode } from "@modelcontextprotocol/sdk/types.js";
 import { systemClock } from "../clock.js";
-import { loadConfig } from "../config.js";
+import { describeDatabaseUrl, loadConfig } from "../config.js";
 import { AppError } from "../errors.js";
 import { createLineBuffer, createLogger } from "../log.js";
 import { createServer } from "../server.js";
@@ -72,7 +72,7 @@ export async function serve(io: Io): Promise<void> {
   logger.info("server_started", {
     version: io.version,
     // Only the database actually open: with a problem, none is, whatever the settings name.
-    database: ready ? config.dbPath : null,
+    database: ready ? (config.databaseUrl !== undefined ? describeDatabaseUrl(config.databaseUrl) : config.dbPath) : null,
     verification: config.auth?.keyMaterial.kind ?? null,
     ready,
     ...(!ready && {

@@ -69,7 +69,9 @@ export interface TestServerOptions {
  */
 export async function startTestServer(options: TestServerOptions = {}): Promise<TestServer> {
   const clock = options.clock ?? testClock();
-  const env = { API_KEYS_MCP_JWT_SECRET: TEST_SECRET, API_KEYS_MCP_DB: ":memory:", ...options.env };
+  // An in-memory SQLite database, unless the test names a store of its own (a PostgreSQL URL).
+  const store = options.env?.API_KEYS_MCP_DATABASE_URL === undefined ? { API_KEYS_MCP_DB: ":memory:" } : {};
+  const env = { API_KEYS_MCP_JWT_SECRET: TEST_SECRET, ...store, ...options.env };
   const { config, problems } = loadConfig({ env, platform: "linux", homedir: "/nonexistent-home", readFile: (p) => readFileSync(p, "utf8") });
   const rawLogs: string[] = [];
   const logger = createLogger({ level: "debug", write: (line) => rawLogs.push(line), clock });

@@ -75,6 +75,26 @@ export function storeUnavailable(cause?: unknown): AppError {
   return new AppError("ERR_BUSY", "The key store is busy or unreachable right now. Nothing was changed; retry in a moment.", { cause });
 }
 
+/**
+ * Why the store cannot be opened, when waiting will not help: the operator must change a
+ * setting. `undefined` for anything else (transient failures become ERR_BUSY, the rest ERR_INTERNAL).
+ */
+export function openProblem(error: unknown): AppError | undefined {
+  const code = (error as { code?: unknown } | null)?.code;
+  const ask = (what: string) => new AppError("ERR_CONFIG", `${what} Ask the operator to check API_KEYS_MCP_DATABASE_URL (see the server log), then retry.`, { cause: error });
+  if (code === "ERR_SCHEMA_TOO_NEW") {
+    return new AppError(
+      "ERR_CONFIG",
+      "The key database was written by a newer version of api-keys-mcp. Ask the operator to upgrade api-keys-mcp, or to set API_KEYS_MCP_DATABASE_URL to another database.",
+      { cause: error },
+    );
+  }
+  if (code === "28P01" || code === "28000") return ask("PostgreSQL refused the server's credentials.");
+  if (code === "3D000") return ask("The PostgreSQL database named for the key store does not exist.");
+  if (code === "42501") return ask("The PostgreSQL user lacks a privilege the key store needs (creating its tables on first start, then reading and writing them).");
+  return undefined;
+}
+
 /** Whether `error` is one PostgreSQL raises for a unique constraint. */
 export function isUniqueViolation(error: unknown): boolean {
   return (error as { code?: unknown } | null)?.code === "23505";

@@ -9,7 +9,7 @@ import type { AuditPage, KeyPage, KeyRepository, ListAuditQuery, ListKeysQuery, 
 import { UsageBatcher, type UsageDelta } from "../usage-batcher.js";
 import { appendAudit, PostgresAuditQuery } from "./audit.js";
 import { migratePostgres } from "./migrate.js";
-import { DEFAULT_BUSY_TIMEOUT_MS, inTransaction, readWithRetry, storeUnavailable, isTransient } from "./pool.js";
+import { DEFAULT_BUSY_TIMEOUT_MS, inTransaction, isTransient, openProblem, readWithRetry, storeUnavailable } from "./pool.js";
 import { compile, type Compiled } from "./sql.js";
 
 const WALKS: Record<KeyWalk, string> = {
@@ -94,7 +94,7 @@ export class PostgresKeyRepository implements KeyRepository {
       this.#cursors = createCursorCodec(rows[0]!.value);
     })().catch((error: unknown) => {
       this.#ready = undefined;
-      throw isTransient(error) ? storeUnavailable(error) : error;
+      throw isTransient(error) ? storeUnavailable(error) : (openProblem(error) ?? error);
     });
     return this.#ready;
   }
