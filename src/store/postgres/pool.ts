@@ -95,11 +95,6 @@ export function openProblem(error: unknown): AppError | undefined {
   return undefined;
 }
 
-/** Whether `error` is one PostgreSQL raises for a unique constraint. */
-export function isUniqueViolation(error: unknown): boolean {
-  return (error as { code?: unknown } | null)?.code === "23505";
-}
-
 const RETRY_DELAYS_MS = [10, 25, 50, 100, 200, 400];
 
 /**
@@ -113,12 +108,18 @@ export async function inTransaction<T>(pool: pg.Pool, work: (client: pg.PoolClie
   for (let attempt = 0; ; attempt++) {
     let client: pg.PoolClient | undefined;
     let committing = false;
+    // A connection lost while checked out is reported twice: its query fails (handled below) and
+    // the client emits 'error', which the pool listens for only while the client is idle.
+    // Unheard, that event would end the process.
+    const lost = () => {};
     try {
       client = await pool.connect();
+      client.on("error", lost);
       await client.query("BEGIN");
       const result = await work(client);
       committing = true;
       await client.query("COMMIT");
+      client.removeListener("error", lost);
       client.release();
       return result;
     } catch (error) {
@@ -128,6 +129,7 @@ export async function inTransaction<T>(pool: pg.Pool, work: (client: pg.PoolClie
         }
         // A connection that failed is not given back to be reused.
         client.release(isTransient(error) ? (error as Error) : undefined);
+        client.removeListener("error", lost);
       }
       if (!isTransient(error)) throw error;
       if (committing || Date.now() >= deadline) throw storeUnavailable(error);
