@@ -1,7 +1,6 @@
 import type Database from "better-sqlite3";
 import type { ToolServices } from "../tools/index.js";
 import { Authorizer } from "./auth/authorizer.js";
-import { createTokenResolver } from "./auth/token-source.js";
 import { createTokenVerifier, DEFAULT_JWKS_TIMINGS, type JwksTimings } from "./auth/verifier.js";
 import type { Clock } from "./clock.js";
 import type { Config, ConfigProblem } from "./config.js";
@@ -16,7 +15,6 @@ export interface ServiceOptions {
   problems: readonly ConfigProblem[];
   logger: Logger;
   clock: Clock;
-  readTokenFile: (path: string, maxBytes: number) => Promise<string>;
   /** Opens the database; tests pass one of their own. */
   openDb?: (path: string) => Database.Database;
   /** JWKS fetch timings; tests shorten them. */
@@ -26,7 +24,10 @@ export interface ServiceOptions {
 }
 
 /**
- * Wires the repository and the authorizer from the configuration. Never throws: a setting or a
+ * Wires the repository and the authorizer from the configuration: the services every server the
+ * entry point builds shares, and that the entry point closes at shutdown (`repository.close()`
+ * writes the counted uses and closes the database). Where tokens come from is not decided here:
+ * that is the transport's part. Never throws: a setting or a
  * database that keeps the server from working becomes the ERR_CONFIG every call answers with
  * (E3), while the detail goes to the log.
  */
@@ -57,7 +58,6 @@ export function createServices(options: ServiceOptions): ToolServices | AppError
   });
   const jwks = options.jwks ?? DEFAULT_JWKS_TIMINGS;
   const authorizer = new Authorizer({
-    resolveToken: createTokenResolver({ value: config.token.value, file: config.token.file, readFile: options.readTokenFile }),
     verifyToken: createTokenVerifier(config.auth, clock, jwks),
     // A JWKS can withdraw a key at any time; a secret or a PEM changes only with a restart.
     cacheMaxAgeMs: config.auth.keyMaterial.kind === "jwks" ? jwks.cacheMaxAgeMs : undefined,

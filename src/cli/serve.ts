@@ -1,5 +1,6 @@
 import { StdioServerTransport } from "@modelcontextprotocol/sdk/server/stdio.js";
 import { ErrorCode } from "@modelcontextprotocol/sdk/types.js";
+import { createTokenResolver } from "../auth/token-source.js";
 import { systemClock } from "../clock.js";
 import { loadConfig } from "../config.js";
 import { AppError } from "../errors.js";
@@ -25,8 +26,10 @@ export async function serve(io: Io): Promise<void> {
   io.onExit(stderr.flush);
   for (const problem of problems) logger.error("config_problem", { ...problem });
 
-  const services = createServices({ config, problems, logger, clock: systemClock, readTokenFile: io.readTokenFile });
-  const { server, close } = createServer({ services, logger, version: io.version });
+  const services = createServices({ config, problems, logger, clock: systemClock });
+  // On stdio the token comes from the call's argument, else the operator's environment or file.
+  const resolveToken = createTokenResolver({ value: config.token.value, file: config.token.file, readFile: io.readTokenFile });
+  const { server, close } = createServer({ services, logger, version: io.version, credentials: { from: "argument", resolveToken } });
   // A line that is not JSON-RPC is reported and skipped; the server keeps answering.
   server.server.onerror = (error) => logger.warn("protocol_error", { message: error.message });
 
@@ -53,6 +56,7 @@ export async function serve(io: Io): Promise<void> {
       // Answer what was already asked before closing the database, then let stdout drain.
       if (!(await pending.settled(SHUTDOWN_GRACE_MS))) logger.warn("shutdown_abandoned_requests", { pending_requests: pending.size });
       await close();
+      if (!(services instanceof AppError)) await services.repository.close();
       stderr.flush();
       await new Promise<void>((resolve) => io.stdout.write("", () => resolve()));
       io.exit(0);
