@@ -1,8 +1,7 @@
 import { systemClock } from "../clock.js";
 import { isLoopbackHost, loadConfig, loadHttpConfig, withResourceAudience } from "../config.js";
 import { AppError } from "../errors.js";
-import { createHttpApp } from "../http/app.js";
-import { listenHttp } from "../http/listen.js";
+import { startHttpServer } from "../http/serve-http.js";
 import { createLineBuffer, createLogger } from "../log.js";
 import { createServices } from "../services.js";
 import type { Io } from "./io.js";
@@ -39,30 +38,17 @@ export async function serveHttp(io: Io, flags: { host?: string; port?: string })
     if (!(services instanceof AppError)) await services.repository.close();
   };
 
-  const hostInUrl = http.host.includes(":") ? `[${http.host}]` : http.host;
   let listening;
   try {
-    listening = await listenHttp(http.host, http.port, ({ port }) =>
-      createHttpApp({
-        services,
-        logger,
-        version: io.version,
-        resourceUrl: http.resourceUrl ?? `http://${hostInUrl}:${port}/mcp`,
-        allowedHosts: [hostInUrl.toLowerCase(), "localhost", "127.0.0.1", "[::1]", ...http.allowedHosts],
-        allowedOrigins: http.allowedOrigins,
-        authorizationServers: http.authorizationServers,
-        trustProxy: http.trustProxy,
-      }),
-    );
+    listening = await startHttpServer({ services, logger, version: io.version, http });
   } catch (error) {
     const code = (error as { code?: unknown }).code;
     const reason = code === "EADDRINUSE" ? "the port is in use" : code === "EADDRNOTAVAIL" ? "no such address on this machine" : code === "EACCES" ? "permission denied" : String(error);
-    io.stderr.write(`api-keys-mcp serve --http: cannot listen on ${hostInUrl}:${http.port}: ${reason}\n`);
+    io.stderr.write(`api-keys-mcp serve --http: cannot listen on ${http.host} port ${http.port}: ${reason}\n`);
     await closeServices();
     stderr.flush();
     return 1;
   }
-  const url = `http://${hostInUrl}:${listening.port}/mcp`;
 
   let closing = false;
   const shutdown = async (reason: string) => {
@@ -90,8 +76,8 @@ export async function serveHttp(io: Io, flags: { host?: string; port?: string })
   logger.info("server_started", {
     version: io.version,
     transport: "http",
-    url,
-    resource: http.resourceUrl ?? url,
+    url: listening.url,
+    resource: listening.resourceUrl,
     database: config.dbPath,
     verification: config.auth?.keyMaterial.kind ?? null,
     ready: !(services instanceof AppError),
