@@ -111,6 +111,8 @@ export interface RawRequest {
   chunked?: boolean;
   /** The address the request leaves from: any of 127.0.0.0/8 reaches a server on 127.0.0.1. */
   localAddress?: string;
+  /** Sends the headers and half the body, then the rest once this settles: a request in flight. */
+  holdUntil?: Promise<unknown>;
 }
 
 /** One HTTP request with node:http, to look at statuses and headers exactly. */
@@ -141,7 +143,11 @@ export function rawRequest(origin: string, options: RawRequest = {}): Promise<Ra
     });
     // The server may answer (413) and close before the whole body is sent.
     req.on("error", (error: NodeJS.ErrnoException) => (error.code === "EPIPE" || error.code === "ECONNRESET" ? undefined : reject(error)));
-    if (options.chunked) {
+    if (options.holdUntil) {
+      const buffer = Buffer.from(body);
+      req.write(buffer.subarray(0, buffer.length >> 1));
+      void options.holdUntil.then(() => req.end(buffer.subarray(buffer.length >> 1)));
+    } else if (options.chunked) {
       const buffer = Buffer.from(body);
       for (let offset = 0; offset < buffer.length; offset += 64 * 1024) req.write(buffer.subarray(offset, offset + 64 * 1024));
       req.end();
