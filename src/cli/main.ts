@@ -1,7 +1,6 @@
 import { auditCommand } from "./audit.js";
 import type { Io } from "./io.js";
 import { serve } from "./serve.js";
-import { serveHttp } from "./serve-http.js";
 import { mintToken } from "./token.js";
 
 const MAIN_HELP = `api-keys-mcp: an MCP server through which AI assistants manage a merchant's API keys.
@@ -70,7 +69,11 @@ export async function main(argv: string[], io: Io): Promise<number | undefined> 
       io.stderr.write(`api-keys-mcp serve: ${parsed}\n\n${SERVE_HELP}`);
       return 2;
     }
-    if (parsed.http) return serveHttp(io, parsed);
+    if (parsed.http) {
+      // Loaded only when asked for: Express and the HTTP pieces would add to every stdio start-up.
+      const { serveHttp } = await import("./serve-http.js");
+      return serveHttp(io, parsed);
+    }
     await serve(io);
     return undefined;
   }
