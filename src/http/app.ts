@@ -2,14 +2,13 @@ import { metadataHandler } from "@modelcontextprotocol/sdk/server/auth/handlers/
 import { getOAuthProtectedResourceMetadataUrl } from "@modelcontextprotocol/sdk/server/auth/router.js";
 import { hostHeaderValidation } from "@modelcontextprotocol/sdk/server/middleware/hostHeaderValidation.js";
 import { StreamableHTTPServerTransport } from "@modelcontextprotocol/sdk/server/streamableHttp.js";
-import { AjvJsonSchemaValidator } from "@modelcontextprotocol/sdk/validation/ajv";
 import express, { type ErrorRequestHandler, type Express, type RequestHandler } from "express";
 import { PERMISSIONS } from "../auth/principal.js";
 import type { Clock } from "../clock.js";
 import { AppError } from "../errors.js";
 import { newErrorReference } from "../keys/ids.js";
 import type { Logger } from "../log.js";
-import { createServer } from "../server.js";
+import { createServer, type SharedServerParts } from "../server.js";
 import { TOOL_PERMISSIONS, type ToolServices } from "../../tools/index.js";
 import { bearerAuth, requireToolPermissions } from "./bearer.js";
 import { bodySizeGuard, originGuard } from "./guards.js";
@@ -22,6 +21,8 @@ export const MAX_BODY_BYTES = 1024 * 1024;
 export interface HttpAppOptions {
   /** Shared by every request; owned (and closed) by the entry point. */
   services: ToolServices | AppError;
+  /** What the servers built per request share (none while the services are missing). */
+  shared?: SharedServerParts;
   logger: Logger;
   version: string;
   clock?: Clock;
@@ -95,8 +96,6 @@ export function createHttpApp(options: HttpAppOptions): Express {
 /** A new server and transport for each request, on the shared services. */
 function mcpHandler(options: HttpAppOptions, services: ToolServices): RequestHandler {
   const { logger } = options;
-  // One validator for all of them: the SDK would build an Ajv instance per server otherwise.
-  const jsonSchemaValidator = new AjvJsonSchemaValidator();
   return async (req, res) => {
     const { server, close } = createServer({
       services,
@@ -104,7 +103,7 @@ function mcpHandler(options: HttpAppOptions, services: ToolServices): RequestHan
       version: options.version,
       clock: options.clock,
       credentials: { from: "transport" },
-      jsonSchemaValidator,
+      shared: options.shared,
     });
     server.server.onerror = (error) => logger.warn("protocol_error", { message: error.message });
     // JSON responses rather than an event stream: a stateless server has nothing to stream.

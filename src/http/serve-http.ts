@@ -1,7 +1,8 @@
 import type { Clock } from "../clock.js";
 import type { HttpConfig } from "../config.js";
-import type { AppError } from "../errors.js";
+import { AppError } from "../errors.js";
 import type { Logger } from "../log.js";
+import { shareServerParts } from "../server.js";
 import type { ToolServices } from "../../tools/index.js";
 import { createHttpApp } from "./app.js";
 import { listenHttp, type RunningHttpServer } from "./listen.js";
@@ -27,7 +28,8 @@ export interface StartedHttpServer extends RunningHttpServer {
  * `localhost`, `127.0.0.1` or `[::1]` (with any port), or one of API_KEYS_MCP_ALLOWED_HOSTS.
  */
 export async function startHttpServer(options: HttpServerOptions): Promise<StartedHttpServer> {
-  const { http } = options;
+  const { http, services, logger, version, clock } = options;
+  const shared = services instanceof AppError ? undefined : await shareServerParts({ services, logger, version, clock, credentials: { from: "transport" } });
   const host = http.host.includes(":") ? `[${http.host}]` : http.host;
   let url = "";
   let resourceUrl = "";
@@ -35,10 +37,11 @@ export async function startHttpServer(options: HttpServerOptions): Promise<Start
     url = `http://${host}:${port}/mcp`;
     resourceUrl = http.resourceUrl ?? url;
     return createHttpApp({
-      services: options.services,
-      logger: options.logger,
-      version: options.version,
-      clock: options.clock,
+      services,
+      shared,
+      logger,
+      version,
+      clock,
       resourceUrl,
       allowedHosts: [host.toLowerCase(), "localhost", "127.0.0.1", "[::1]", ...http.allowedHosts],
       allowedOrigins: http.allowedOrigins,

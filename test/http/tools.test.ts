@@ -1,4 +1,9 @@
+import { Client } from "@modelcontextprotocol/sdk/client/index.js";
+import { InMemoryTransport } from "@modelcontextprotocol/sdk/inMemory.js";
 import { afterEach, describe, expect, it } from "vitest";
+import { AppError } from "../../src/errors.js";
+import { createLogger } from "../../src/log.js";
+import { createServer } from "../../src/server.js";
 import { rows } from "../helpers/db.js";
 import { bearer, rawRequest, rpc, startHttpTestServer, type HttpTestServer } from "../helpers/http.js";
 import { startTestServer } from "../helpers/server.js";
@@ -60,6 +65,27 @@ describe("MCP over Streamable HTTP: the tools", () => {
       for (const tool of stdioTools) expect(Object.keys((tool.inputSchema as { properties: object }).properties)).toContain("token");
     } finally {
       await stdio.close();
+    }
+  });
+
+  it("lists exactly what a server built for HTTP lists, though the list is built once per process", async () => {
+    server = await startHttpTestServer();
+    const overHttp = await (await server.connect(await merchantToken("merchant_http"))).listTools();
+    const { server: fresh, close } = createServer({
+      services: new AppError("ERR_CONFIG", "unused"),
+      logger: createLogger({ level: "silent", write: () => undefined }),
+      version: "0.0.0-test",
+      credentials: { from: "transport" },
+    });
+    const [clientSide, serverSide] = InMemoryTransport.createLinkedPair();
+    const client = new Client({ name: "fresh", version: "0.0.0" });
+    await fresh.connect(serverSide);
+    await client.connect(clientSide);
+    try {
+      expect(overHttp).toEqual(await client.listTools());
+    } finally {
+      await client.close();
+      await close();
     }
   });
 
