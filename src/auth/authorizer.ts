@@ -100,8 +100,7 @@ export class Authorizer {
     if (!admission.ok) {
       throw new AppError("ERR_RATE_LIMITED", `Too many ${kind} calls for this user. Wait ${admission.retryAfterSeconds} seconds, then retry.`);
     }
-    const refusal = await this.refusePermission(principal, call);
-    if (refusal) throw refusal;
+    if (!principal.permissions.has(call.permission)) throw await this.#forbidden(principal, call);
     return principal;
   }
 
@@ -111,7 +110,10 @@ export class Authorizer {
    * answers 403, and the call, if it goes ahead, is admitted as usual.
    */
   async refusePermission(principal: Principal, call: CallRequest): Promise<AppError | undefined> {
-    if (principal.permissions.has(call.permission)) return undefined;
+    return principal.permissions.has(call.permission) ? undefined : this.#forbidden(principal, call);
+  }
+
+  async #forbidden(principal: Principal, call: CallRequest): Promise<AppError> {
     await this.#audit(call, "ERR_FORBIDDEN", principal.tenantId, principal.subject);
     return new AppError(
       "ERR_FORBIDDEN",
