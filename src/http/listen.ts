@@ -5,12 +5,18 @@ import type { AddressInfo } from "node:net";
 /**
  * How long a client may take: to send its headers (slowloris), and its whole request. Tool calls
  * are small and fast; these leave room for slow networks without letting a stuck client hold a
- * connection for long. Node checks them every `CHECK_INTERVAL_MS`.
+ * connection for long. Node checks them every `CHECK_INTERVAL_MS` and answers 408.
  */
-export const HEADERS_TIMEOUT_MS = 10_000;
-export const REQUEST_TIMEOUT_MS = 30_000;
+export const DEFAULT_HTTP_TIMEOUTS: HttpTimeouts = { headersMs: 10_000, requestMs: 30_000 };
 const KEEP_ALIVE_TIMEOUT_MS = 5_000;
 const CHECK_INTERVAL_MS = 1_000;
+
+export interface HttpTimeouts {
+  /** To send the request's headers. */
+  headersMs: number;
+  /** To send the whole request. */
+  requestMs: number;
+}
 
 export interface RunningHttpServer {
   /** The address actually bound (the port is the one picked when 0 was asked). */
@@ -29,10 +35,15 @@ export interface RunningHttpServer {
  * Listens on `host:port`, then serves with the listener `handler` builds for the address bound
  * (the app needs it: the default resource URL names the port).
  */
-export async function listenHttp(host: string, port: number, handler: (bound: { host: string; port: number }) => RequestListener): Promise<RunningHttpServer> {
+export async function listenHttp(
+  host: string,
+  port: number,
+  handler: (bound: { host: string; port: number }) => RequestListener,
+  timeouts: HttpTimeouts = DEFAULT_HTTP_TIMEOUTS,
+): Promise<RunningHttpServer> {
   const server: Server = createServer({
-    headersTimeout: HEADERS_TIMEOUT_MS,
-    requestTimeout: REQUEST_TIMEOUT_MS,
+    headersTimeout: timeouts.headersMs,
+    requestTimeout: timeouts.requestMs,
     keepAliveTimeout: KEEP_ALIVE_TIMEOUT_MS,
     connectionsCheckingInterval: CHECK_INTERVAL_MS,
   });

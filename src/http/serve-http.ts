@@ -5,7 +5,7 @@ import type { Logger } from "../log.js";
 import { shareServerParts } from "../server.js";
 import type { ToolServices } from "../../tools/index.js";
 import { createHttpApp } from "./app.js";
-import { listenHttp, type RunningHttpServer } from "./listen.js";
+import { listenHttp, type HttpTimeouts, type RunningHttpServer } from "./listen.js";
 
 export interface HttpServerOptions {
   /** Owned by the caller, which closes them after the server. */
@@ -14,6 +14,8 @@ export interface HttpServerOptions {
   version: string;
   http: HttpConfig;
   clock?: Clock;
+  /** Client timeouts (default 10 s for the headers, 30 s for the request); tests shorten them. */
+  timeouts?: HttpTimeouts;
 }
 
 export interface StartedHttpServer extends RunningHttpServer {
@@ -48,6 +50,6 @@ export async function startHttpServer(options: HttpServerOptions): Promise<Start
       authorizationServers: http.authorizationServers,
       trustProxy: http.trustProxy,
     });
-  });
+  }, options.timeouts);
   return Object.assign(running, { url, resourceUrl });
 }

@@ -6,6 +6,7 @@ import type Database from "better-sqlite3";
 import { DEFAULT_JWKS_TIMINGS } from "../../src/auth/verifier.js";
 import { loadConfig, loadHttpConfig, withResourceAudience } from "../../src/config.js";
 import { AppError } from "../../src/errors.js";
+import type { HttpTimeouts } from "../../src/http/listen.js";
 import { startHttpServer } from "../../src/http/serve-http.js";
 import { createLogger } from "../../src/log.js";
 import { createServices } from "../../src/services.js";
@@ -33,7 +34,9 @@ export interface HttpTestServer {
  * The real HTTP server (config, services, SQLite, jose, Express, the SDK's transport) listening on
  * 127.0.0.1 with a free port, in this process. `env` is read as the server would read it.
  */
-export async function startHttpTestServer(options: { env?: Record<string, string | undefined>; clock?: TestClock } = {}): Promise<HttpTestServer> {
+export async function startHttpTestServer(
+  options: { env?: Record<string, string | undefined>; clock?: TestClock; timeouts?: HttpTimeouts } = {},
+): Promise<HttpTestServer> {
   const clock = options.clock ?? testClock();
   const env = { API_KEYS_MCP_JWT_SECRET: TEST_SECRET, API_KEYS_MCP_DB: ":memory:", ...options.env };
   const { config, problems } = loadConfig({ env, platform: "linux", homedir: "/nonexistent-home", readFile: (p) => readFileSync(p, "utf8") });
@@ -51,7 +54,7 @@ export async function startHttpTestServer(options: { env?: Record<string, string
     openDb: (path) => (db = openDatabase(path)),
     jwks: { ...DEFAULT_JWKS_TIMINGS, cooldownMs: 0 },
   });
-  const server = await startHttpServer({ services, logger, version: "0.0.0-test", http, clock });
+  const server = await startHttpServer({ services, logger, version: "0.0.0-test", http, clock, timeouts: options.timeouts });
   const clients = new Set<Client>();
 
   const connect = async (token: string | undefined) => {

@@ -1,6 +1,8 @@
+import { connect } from "node:net";
 import { afterEach, describe, expect, it } from "vitest";
 import { rows } from "../helpers/db.js";
 import { bearer, rawRequest, rpc, startHttpTestServer, toolCall, type HttpTestServer } from "../helpers/http.js";
+import { within } from "../helpers/spawn.js";
 import { merchantToken } from "../helpers/tokens.js";
 
 let server: HttpTestServer | undefined;
@@ -114,6 +116,37 @@ describe("request limits", () => {
     const response = await rawRequest(server.origin, { method: "GET", path: "/admin" });
     expect(response.status).toBe(404);
     expect(response.json).toMatchObject({ error: { message: "Not found." } });
+  });
+});
+
+describe("slow clients", () => {
+  /** Opens a connection, writes `text`, and resolves with what the server sends until it closes. */
+  function stall(origin: string, text: string): Promise<{ answer: string; closed: boolean }> {
+    const { hostname, port } = new URL(origin);
+    return new Promise((resolve, reject) => {
+      const socket = connect(Number(port), hostname, () => socket.write(text));
+      let answer = "";
+      socket.on("data", (chunk) => (answer += chunk.toString("utf8")));
+      socket.on("close", () => resolve({ answer, closed: true }));
+      socket.on("error", reject);
+    });
+  }
+
+  it("closes a connection whose headers never finish, and one whose body never arrives", async () => {
+    server = await startHttpTestServer({ timeouts: { headersMs: 300, requestMs: 600 } });
+    const token = await merchantToken("merchant_a");
+    const headers = stall(server.origin, "POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n");
+    const body = stall(
+      server.origin,
+      `POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer ${token}\r\nContent-Type: application/json\r\nAccept: application/json, text/event-stream\r\nContent-Length: 100\r\n\r\n{"jsonrpc":`,
+    );
+    // Node checks the timeouts once a second: generous bounds, not a timing assertion.
+    for (const outcome of await within(Promise.all([headers, body]), 10_000, "the server closing stalled connections")) {
+      expect(outcome.closed).toBe(true);
+      expect(outcome.answer).toMatch(/^HTTP\/1\.1 408 /);
+    }
+    // The server still answers everyone else.
+    expect((await rawRequest(server.origin, { headers: bearer(token), body: rpc("tools/list") })).status).toBe(200);
   });
 });
 
