@@ -95,9 +95,9 @@ export class Authorizer {
 
   /** The per-principal rate limit, then the permission, for a principal already authenticated. */
   async admit(principal: Principal, call: CallRequest): Promise<Principal> {
-    const kind = call.permission === "api_keys:write" ? "write" : "read";
-    const admission = this.#limiters[kind].take(`${principal.tenantId}\u0000${principal.subject}`);
+    const admission = this.#takeCall(principal, call);
     if (!admission.ok) {
+      const kind = call.permission === "api_keys:write" ? "write" : "read";
       throw new AppError("ERR_RATE_LIMITED", `Too many ${kind} calls for this user. Wait ${admission.retryAfterSeconds} seconds, then retry.`);
     }
     if (!principal.permissions.has(call.permission)) throw await this.#forbidden(principal, call);
@@ -105,12 +105,19 @@ export class Authorizer {
   }
 
   /**
-   * The audited ERR_FORBIDDEN for a principal that lacks the permission a call needs, or
-   * undefined when it has it. Takes nothing from the rate limits: HTTP asks this before it
-   * answers 403, and the call, if it goes ahead, is admitted as usual.
+   * For a check made before the call (HTTP answers 403 with it): the audited ERR_FORBIDDEN when
+   * the principal lacks the permission, charged to its rate limit as the refused call would be;
+   * undefined when it has the permission (nothing is taken: the call is admitted as usual), or
+   * when it is over its limit (the call then answers ERR_RATE_LIMITED itself, unaudited).
    */
   async refusePermission(principal: Principal, call: CallRequest): Promise<AppError | undefined> {
-    return principal.permissions.has(call.permission) ? undefined : this.#forbidden(principal, call);
+    if (principal.permissions.has(call.permission) || !this.#takeCall(principal, call).ok) return undefined;
+    return this.#forbidden(principal, call);
+  }
+
+  #takeCall(principal: Principal, call: CallRequest): Admission {
+    const kind = call.permission === "api_keys:write" ? "write" : "read";
+    return this.#limiters[kind].take(`${principal.tenantId}\u0000${principal.subject}`);
   }
 
   async #forbidden(principal: Principal, call: CallRequest): Promise<AppError> {

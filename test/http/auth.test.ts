@@ -90,6 +90,21 @@ describe("HTTP authorisation: 403 insufficient_scope", () => {
     expect(denials(server).at(-1)).toEqual({ tool: "delete_api_key", reason: "ERR_FORBIDDEN", tenant: "merchant_a", actor: "reader", key: "key_AAAAAAAAAAAAAAAAAAAA" });
   });
 
+  it("charges refusals to the user's rate limit as stdio does: past it, ERR_RATE_LIMITED and no more audit rows", async () => {
+    server = await startHttpTestServer({ env: { API_KEYS_MCP_RATE_LIMIT_WRITE: "2" } });
+    const reader = await merchantToken("merchant_a", "reader", "api_keys:read");
+    for (let i = 0; i < 2; i += 1) {
+      expect((await rawRequest(server.origin, { headers: bearer(reader), body: toolCall("create_api_key", { name: "no" }) })).status).toBe(403);
+    }
+    const limited = await rawRequest(server.origin, { headers: bearer(reader), body: toolCall("create_api_key", { name: "no" }) });
+    expect(limited.status).toBe(200);
+    expect(limited.json.result).toMatchObject({ isError: true });
+    expect(limited.json.result.content[0].text).toMatch(/^ERR_RATE_LIMITED: Too many write calls/);
+    expect(denials(server).map((row) => row.reason)).toEqual(["ERR_FORBIDDEN", "ERR_FORBIDDEN"]);
+    // Reads have their own bucket.
+    expect((await rawRequest(server.origin, { headers: bearer(reader), body: toolCall("list_api_keys") })).status).toBe(200);
+  });
+
   it("names api_keys:read for a token with no permission calling a read tool, and lets it list the tools", async () => {
     server = await startHttpTestServer();
     const none = await signToken({ sub: "nobody", merchant_id: "merchant_a", role_id: "profile_view_only" });
