@@ -15,6 +15,7 @@ import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js"
 import Database from "better-sqlite3";
 import { SignJWT } from "jose";
 import { createCursorCodec } from "../src/store/cursor.js";
+import { benchHttp } from "./http.js";
 import { seedKeys } from "./seed.js";
 import { median, percentile } from "./stats.js";
 
@@ -129,6 +130,10 @@ async function main(): Promise<void> {
     }
     addRow("get_api_key round trip over stdio, p50", percentile(getOurs, 50), percentile(getBase, 50), "µs", 1.3, "≤");
     addRow("get_api_key round trip over stdio, p99", percentile(getOurs, 99), percentile(getBase, 99), "µs", undefined, "≤");
+
+    // Streamable HTTP (bench/http.ts); the token travels as the bearer, never in the environment.
+    const { API_KEYS_MCP_TOKEN: _operatorToken, ...httpEnv } = env;
+    await benchHttp({ env: httpEnv, token, keyId, rounds: ROUNDS, addRow });
 
     // list_api_keys: a page deep in the list against the first page.
     const firstPage: number[] = [];

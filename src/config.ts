@@ -1,4 +1,5 @@
 import { createPublicKey, type KeyObject } from "node:crypto";
+import { isIP, isIPv4 } from "node:net";
 import { posix, win32 } from "node:path";
 import * as z from "zod";
 import { DEFAULT_ROLE_PERMISSIONS, PERMISSIONS, type Permission } from "./auth/principal.js";
@@ -426,4 +427,145 @@ function algorithmsFor(key: KeyObject): string[] | undefined {
 
 function rsaLongEnough(key: KeyObject): boolean {
   return (key.asymmetricKeyDetails?.modulusLength ?? 0) >= 2048;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Streamable HTTP (`serve --http`). Apart from the settings above: these matter only to the HTTP
+// server, and a problem with them stops it from starting (an operator starts it, not an MCP host).
+
+/** What `serve --http` listens on and how it presents itself. */
+export interface HttpConfig {
+  host: string;
+  /** 0 picks a free port. */
+  port: number;
+  /** The public URL of `/mcp` (RFC 9728 `resource`); unset: built from the address bound. */
+  resourceUrl?: string;
+  /** Authorization server issuer URLs advertised in the metadata document. */
+  authorizationServers: string[];
+  /** Host names accepted in the `Host` header besides the bound host and the loopback names. */
+  allowedHosts: string[];
+  /** Origins a browser may call from; a request with any other `Origin` is refused. */
+  allowedOrigins: string[];
+  /** Proxies whose `X-Forwarded-For` names the client (addresses, subnets, or loopback/linklocal/uniquelocal). */
+  trustProxy: string[];
+}
+
+export const DEFAULT_HTTP_PORT = 8787;
+
+const LOOPBACK_HOSTS = new Set(["localhost", "::1", "[::1]"]);
+const PROXY_NAMES = new Set(["loopback", "linklocal", "uniquelocal"]);
+const HOST_NAME = /^(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/;
+
+/** Whether `host` (a name or an address) can only be reached from this machine. */
+export function isLoopbackHost(host: string): boolean {
+  return LOOPBACK_HOSTS.has(host.toLowerCase()) || (isIPv4(host) && host.startsWith("127."));
+}
+
+/**
+ * The HTTP settings, from the `serve --http` flags (which win) and the environment. Every
+ * problem names the setting and the fix; the caller refuses to start when there is one.
+ */
+export function loadHttpConfig(
+  env: Record<string, string | undefined>,
+  flags: { host?: string; port?: string },
+): { http: HttpConfig; problems: ConfigProblem[] } {
+  const problems: ConfigProblem[] = [];
+  // The message says what a valid value looks like; the fix is to give one.
+  const problem = (variable: string, message: string, fix = `set ${variable} to a valid value, or remove it to use the default`) =>
+    problems.push({ variable, message: `${variable}: ${message}`, fix });
+  const list = (variable: string) =>
+    (nonEmpty(env[variable]) ?? "")
+      .split(",")
+      .map((entry) => entry.trim())
+      .filter(Boolean);
+
+  const host = (flags.host ?? nonEmpty(env.API_KEYS_MCP_HTTP_HOST) ?? "127.0.0.1").trim().replace(/^\[(.*)\]$/, "$1");
+  if (!(isIP(host) || HOST_NAME.test(host))) problem("API_KEYS_MCP_HTTP_HOST", "not an address or host name to listen on (--host)");
+
+  const portText = (flags.port ?? nonEmpty(env.API_KEYS_MCP_HTTP_PORT) ?? String(DEFAULT_HTTP_PORT)).trim();
+  const port = /^\d{1,5}$/.test(portText) ? Number(portText) : NaN;
+  if (!(port >= 0 && port <= 65_535)) problem("API_KEYS_MCP_HTTP_PORT", "not a port number from 0 to 65535 (--port; 0 picks a free port)");
+
+  let resourceUrl = nonEmpty(env.API_KEYS_MCP_RESOURCE_URL)?.trim();
+  if (resourceUrl !== undefined && !isHttpUrl(resourceUrl, { fragment: false })) {
+    problem("API_KEYS_MCP_RESOURCE_URL", "not an absolute http or https URL without a fragment, e.g. https://keys.example.com/mcp");
+    resourceUrl = undefined;
+  }
+
+  const authorizationServers = list("API_KEYS_MCP_AUTHORIZATION_SERVERS");
+  if (authorizationServers.some((url) => !isHttpUrl(url, { fragment: false }))) {
+    problem("API_KEYS_MCP_AUTHORIZATION_SERVERS", "each entry must be an authorization server's issuer URL, e.g. https://auth.example.com");
+  }
+
+  const allowedHosts = list("API_KEYS_MCP_ALLOWED_HOSTS").map((entry) => entry.toLowerCase());
+  if (allowedHosts.some((entry) => !(HOST_NAME.test(entry) || isIPv4(entry) || /^\[[0-9a-f:.]+\]$/.test(entry)))) {
+    problem("API_KEYS_MCP_ALLOWED_HOSTS", "each entry must be a host name without scheme or port, e.g. keys.example.com (IPv6 in brackets)");
+  }
+  if (!isLoopbackHost(host) && allowedHosts.length === 0) {
+    problem(
+      "API_KEYS_MCP_ALLOWED_HOSTS",
+      `the server would listen on ${host}, which is not a loopback address, and no host names are allowed: any name could reach it (DNS rebinding)`,
+      "set API_KEYS_MCP_ALLOWED_HOSTS to the host names clients use to reach the server (e.g. keys.example.com), or listen on 127.0.0.1",
+    );
+  }
+
+  const allowedOrigins = list("API_KEYS_MCP_ALLOWED_ORIGINS");
+  if (allowedOrigins.some((origin) => !isOrigin(origin))) {
+    problem("API_KEYS_MCP_ALLOWED_ORIGINS", "each entry must be an origin: scheme, host and optional port, no path, e.g. https://app.example.com");
+  }
+
+  const trustProxy = list("API_KEYS_MCP_TRUST_PROXY");
+  if (trustProxy.some((entry) => !(PROXY_NAMES.has(entry) || isAddressOrSubnet(entry)))) {
+    problem("API_KEYS_MCP_TRUST_PROXY", "each entry must be an address, a subnet such as 10.0.0.0/8, or loopback, linklocal or uniquelocal");
+  }
+
+  return {
+    http: {
+      host,
+      port: Number.isNaN(port) ? DEFAULT_HTTP_PORT : port,
+      resourceUrl,
+      authorizationServers,
+      allowedHosts,
+      allowedOrigins: allowedOrigins.map((origin) => (isOrigin(origin) ? new URL(origin).origin : origin)),
+      trustProxy,
+    },
+    problems,
+  };
+}
+
+/**
+ * The verification settings for the HTTP server. With a public key or a JWKS, tokens come from
+ * an authorization server that serves other resources too, so when the resource URL is set a
+ * token must name it in `aud` (or one of API_KEYS_MCP_JWT_AUDIENCE): a token issued for
+ * another resource is refused (RFC 8707). An HMAC secret is this deployment's own (Hyperswitch
+ * dashboard tokens carry no `aud`), so it is left as configured.
+ */
+export function withResourceAudience(auth: AuthConfig, resourceUrl: string | undefined): AuthConfig {
+  if (resourceUrl === undefined || auth.keyMaterial.kind === "secret") return auth;
+  return { ...auth, audience: [resourceUrl, ...(auth.audience ?? [])] };
+}
+
+function isHttpUrl(text: string, { fragment }: { fragment: boolean }): boolean {
+  try {
+    const url = new URL(text);
+    return (url.protocol === "https:" || url.protocol === "http:") && (fragment || url.hash === "") && url.username === "" && url.password === "";
+  } catch {
+    return false;
+  }
+}
+
+function isOrigin(text: string): boolean {
+  try {
+    const url = new URL(text);
+    return (url.protocol === "https:" || url.protocol === "http:") && url.origin === text.replace(/\/$/, "").toLowerCase();
+  } catch {
+    return false;
+  }
+}
+
+function isAddressOrSubnet(text: string): boolean {
+  const [address = "", prefix, ...rest] = text.split("/");
+  if (rest.length > 0 || !isIP(address)) return false;
+  if (prefix === undefined) return true;
+  return /^\d{1,3}$/.test(prefix) && Number(prefix) <= (isIPv4(address) ? 32 : 128);
 }

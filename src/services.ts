@@ -1,7 +1,6 @@
 import type Database from "better-sqlite3";
 import type { ToolServices } from "../tools/index.js";
 import { Authorizer } from "./auth/authorizer.js";
-import { createTokenResolver } from "./auth/token-source.js";
 import { createTokenVerifier, DEFAULT_JWKS_TIMINGS, type JwksTimings } from "./auth/verifier.js";
 import type { Clock } from "./clock.js";
 import { describeDatabaseUrl, type Config, type ConfigProblem } from "./config.js";
@@ -19,7 +18,6 @@ export interface ServiceOptions {
   problems: readonly ConfigProblem[];
   logger: Logger;
   clock: Clock;
-  readTokenFile: (path: string, maxBytes: number) => Promise<string>;
   /** Opens the database; tests pass one of their own. */
   openDb?: (path: string, options: { createDirectory: boolean }) => Database.Database;
   /** JWKS fetch timings; tests shorten them. */
@@ -29,7 +27,10 @@ export interface ServiceOptions {
 }
 
 /**
- * Wires the repository and the authorizer from the configuration. Never throws: a setting or a
+ * Wires the repository and the authorizer from the configuration: the services every server the
+ * entry point builds shares, and that the entry point closes at shutdown (`repository.close()`
+ * writes the counted uses and closes the database). Where tokens come from is not decided here:
+ * that is the transport's part. Never throws: a setting or a
  * database that keeps the server from working becomes the ERR_CONFIG every call answers with
  * (E3), while the detail goes to the log.
  */
@@ -68,7 +69,6 @@ export function createServices(options: ServiceOptions): ToolServices | AppError
   }
   const jwks = options.jwks ?? DEFAULT_JWKS_TIMINGS;
   const authorizer = new Authorizer({
-    resolveToken: createTokenResolver({ value: config.token.value, file: config.token.file, readFile: options.readTokenFile }),
     verifyToken: createTokenVerifier(config.auth, clock, jwks),
     tenantClaims: config.auth.tenantClaims,
     rolePermissions: config.auth.rolePermissions,

@@ -68,10 +68,10 @@ describe("command line (C1, C2, C4)", () => {
     });
 
     it("refuses an unknown serve option with exit code 2", async () => {
-      const result = await cli(["serve", "--port", "80"]);
+      const result = await cli(["serve", "--frobnicate"]);
       expect(result.code).toBe(2);
       expect(result.stdout).toBe("");
-      expect(result.stderr).toMatch(/^api-keys-mcp serve: unknown option --port\n/);
+      expect(result.stderr).toMatch(/^api-keys-mcp serve: unknown option --frobnicate\n/);
     });
   });
 

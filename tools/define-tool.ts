@@ -1,7 +1,9 @@
+import type { AuthInfo } from "@modelcontextprotocol/sdk/server/auth/types.js";
 import type { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
 import type { CallToolResult } from "@modelcontextprotocol/sdk/types.js";
 import * as z from "zod";
-import type { Authorizer } from "../src/auth/authorizer.js";
+import { principalOf } from "../src/auth/auth-info.js";
+import type { Authorizer, CallRequest } from "../src/auth/authorizer.js";
 import type { Permission, Principal } from "../src/auth/principal.js";
 import type { Clock } from "../src/clock.js";
 import { AppError, toAppError } from "../src/errors.js";
@@ -16,11 +18,31 @@ export interface ToolServices {
   authorizer: Authorizer;
 }
 
+/**
+ * Where the caller of a call comes from: a transport decision.
+ * - `argument` (stdio): the call's optional `token` argument, else the operator's token from the
+ *   environment or a file; every tool takes a `token` field.
+ * - `transport` (HTTP): the transport verified the `Authorization` header before the call and
+ *   hands over the principal in the SDK's request context (`extra.authInfo`); the tools have no
+ *   `token` field, and the operator's token is never consulted.
+ */
+export type Credentials =
+  | { from: "argument"; resolveToken: (argument: string | undefined) => Promise<string> }
+  | { from: "transport" };
+
 export interface ToolDeps {
   /** The services, or why the server cannot serve (ERR_CONFIG), answered to every call. */
   services: ToolServices | AppError;
   logger: Logger;
   clock: Clock;
+  credentials: Credentials;
+}
+
+/** Registers one tool; also names it and the permission it needs, for checks made before the call. */
+export interface ToolRegistration {
+  (server: McpServer, deps: ToolDeps): void;
+  readonly toolName: string;
+  readonly permission: Permission;
 }
 
 export interface ToolContext {
@@ -52,17 +74,17 @@ export interface ToolSpec<Input extends z.ZodRawShape, Output extends z.ZodRawSh
 
 /**
  * Turns a tool spec into `register(server, deps)`. Everything every tool shares happens here,
- * once: strict input with the optional `token`, authorisation, one log line per call, and the
- * mapping of anything thrown to a coded error result with text content only (E1, E2).
+ * once: strict input (with the optional `token` where the transport takes it from arguments),
+ * authorisation, one log line per call, and the mapping of anything thrown to a coded error
+ * result with text content only (E1, E2).
  */
-export function defineTool<Input extends z.ZodRawShape, Output extends z.ZodRawShape>(
-  spec: ToolSpec<Input, Output>,
-): (server: McpServer, deps: ToolDeps) => void {
-  const inputSchema = z.strictObject({ ...spec.input, token: tokenField });
+export function defineTool<Input extends z.ZodRawShape, Output extends z.ZodRawShape>(spec: ToolSpec<Input, Output>): ToolRegistration {
+  // Built once per tool, not per server: over HTTP a server is built for every request.
+  const inputSchemas = { argument: z.strictObject({ ...spec.input, token: tokenField }), transport: z.strictObject(spec.input) };
   const outputSchema = z.object(spec.output);
 
-  return (server, deps) => {
-    const handle = async (args: Record<string, unknown>): Promise<CallToolResult> => {
+  const register = (server: McpServer, deps: ToolDeps) => {
+    const handle = async (args: Record<string, unknown>, extra: { authInfo?: AuthInfo }): Promise<CallToolResult> => {
       const started = performance.now();
       // The token is split off here so that nothing downstream can log or store it.
       const { token, ...input } = args as { token?: string } & Record<string, unknown>;
@@ -72,7 +94,11 @@ export function defineTool<Input extends z.ZodRawShape, Output extends z.ZodRawS
       try {
         const services = deps.services;
         if (services instanceof AppError) throw services;
-        principal = await services.authorizer.authorize({ token, permission: spec.permission, tool: spec.name, keyId });
+        principal = await authorize(services.authorizer, deps.credentials, token, extra.authInfo, {
+          permission: spec.permission,
+          tool: spec.name,
+          keyId,
+        });
         const reply = await spec.run(input as z.output<z.ZodObject<Input>>, {
           principal,
           repository: services.repository,
@@ -108,11 +134,27 @@ export function defineTool<Input extends z.ZodRawShape, Output extends z.ZodRawS
       {
         title: spec.title,
         description: spec.description,
-        inputSchema,
+        inputSchema: inputSchemas[deps.credentials.from],
         outputSchema,
         annotations: { title: spec.title, ...spec.annotations, openWorldHint: false },
       },
       handle,
     );
   };
+  return Object.assign(register, { toolName: spec.name, permission: spec.permission });
+}
+
+/** Who is calling, established the way the transport provides the caller. */
+async function authorize(
+  authorizer: Authorizer,
+  credentials: Credentials,
+  token: string | undefined,
+  authInfo: AuthInfo | undefined,
+  call: CallRequest,
+): Promise<Principal> {
+  if (credentials.from === "argument") return authorizer.authorize(() => credentials.resolveToken(token), call);
+  const principal = principalOf(authInfo);
+  // The transport refuses unauthenticated requests before they reach a tool; never fall back to anything.
+  if (!principal) throw new AppError("ERR_AUTH_MISSING", "No verified token came with this request. Send the user's token in the Authorization header (Bearer).");
+  return authorizer.admit(principal, call);
 }

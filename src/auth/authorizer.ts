@@ -3,20 +3,29 @@ import { AppError, type ErrorCode } from "../errors.js";
 import type { Logger } from "../log.js";
 import type { Denial } from "../audit/events.js";
 import { principalFromClaims, type Permission, type Principal, type PrincipalOptions } from "./principal.js";
-import { RateLimiter } from "./rate-limit.js";
+import { RateLimiter, type Admission } from "./rate-limit.js";
 import type { VerifyToken } from "./verifier.js";
 
-export interface AuthorizeRequest {
-  /** The call's `token` argument, if any. */
-  token: string | undefined;
+/** A tool call to admit: what it needs, and what a denial records. */
+export interface CallRequest {
   permission: Permission;
   tool: string;
   /** The key the call is about, recorded with a denial. */
   keyId?: string;
 }
 
+/** An attempt to authenticate: who tries (for the failure limit), and what a denial records. */
+export interface AuthenticationAttempt {
+  /** The client the failure limit is kept for: an address over HTTP, the one local client on stdio. */
+  client: string;
+  tool: string;
+  keyId?: string;
+}
+
+/** The one client of a stdio server: whoever started it. */
+export const LOCAL_CLIENT = "local";
+
 export interface AuthorizerOptions extends PrincipalOptions {
-  resolveToken: (argument: string | undefined) => Promise<string>;
   verifyToken: VerifyToken;
   clock: Clock;
   limits: { read: number; write: number; authFailures: number };
@@ -43,7 +52,9 @@ const AUTHENTICATION_FAILURES: ReadonlySet<ErrorCode> = new Set(["ERR_AUTH_MISSI
 
 /**
  * Decides whether a call may proceed, and as whom: token (A1) → verified claims (A2) → principal
- * (A3, A4) → rate limit (A7) → permission (A6). Refusals are audited as `auth.denied`, except
+ * (A3, A4) → rate limit (A7) → permission (A6). Where the token comes from is the transport's
+ * business: stdio resolves it per call (argument, environment, file), HTTP takes the bearer
+ * header and admits the principal it verified. Refusals are audited as `auth.denied`, except
  * those of a rate limiter: recording those would turn a flood into database writes.
  */
 export class Authorizer {
@@ -63,40 +74,76 @@ export class Authorizer {
     this.#denials = new RateLimiter(DENIALS_RECORDED_PER_MINUTE, options.clock);
   }
 
-  async authorize(request: AuthorizeRequest): Promise<Principal> {
-    const authentication = await this.#authenticate(request.token);
-    if (!authentication.ok) {
-      // One bucket: a stdio server has exactly one client.
-      const admission = this.#limiters.failures.take("local");
-      if (!admission.ok) {
-        throw new AppError("ERR_RATE_LIMITED", `Too many failed authentications. Wait ${admission.retryAfterSeconds} seconds, then retry with a valid token.`);
-      }
-      await this.#audit(request, authentication.error.code, null, authentication.actor);
-      throw authentication.error;
-    }
+  /** The whole check for one call on stdio, whose one client is {@link LOCAL_CLIENT}. */
+  async authorize(token: () => Promise<string>, call: CallRequest): Promise<Principal> {
+    const principal = await this.authenticate(token, { client: LOCAL_CLIENT, tool: call.tool, keyId: call.keyId });
+    return this.admit(principal, call);
+  }
 
-    const { principal } = authentication;
-    const kind = request.permission === "api_keys:write" ? "write" : "read";
-    const admission = this.#limiters[kind].take(`${principal.tenantId}\u0000${principal.subject}`);
+  /**
+   * Verifies the token `token()` yields (it throws ERR_AUTH_MISSING when there is none) and maps
+   * it to a principal. A failure counts against `attempt.client`; past the limit it answers
+   * ERR_RATE_LIMITED instead, unaudited. Failures are limited per client so that one client
+   * cannot lock out the others.
+   */
+  async authenticate(token: () => Promise<string>, attempt: AuthenticationAttempt): Promise<Principal> {
+    const authentication = await this.#authenticate(token);
+    if (authentication.ok) return authentication.principal;
+    const admission = this.#limiters.failures.take(attempt.client);
+    if (!admission.ok) throw tooManyFailures(admission.retryAfterSeconds);
+    await this.#audit(attempt, authentication.error.code, null, authentication.actor);
+    throw authentication.error;
+  }
+
+  /**
+   * How long `client` must wait before its failures are admitted again (0: it may try now). Lets
+   * a transport refuse a client over its limit before spending any work on its token.
+   */
+  failureBackoffSeconds(client: string): number {
+    const admission: Admission = this.#limiters.failures.peek(client);
+    return admission.ok ? 0 : admission.retryAfterSeconds;
+  }
+
+  /** The per-principal rate limit, then the permission, for a principal already authenticated. */
+  async admit(principal: Principal, call: CallRequest): Promise<Principal> {
+    const admission = this.#takeCall(principal, call);
     if (!admission.ok) {
+      const kind = call.permission === "api_keys:write" ? "write" : "read";
       throw new AppError("ERR_RATE_LIMITED", `Too many ${kind} calls for this user. Wait ${admission.retryAfterSeconds} seconds, then retry.`);
     }
-
-    if (!principal.permissions.has(request.permission)) {
-      await this.#audit(request, "ERR_FORBIDDEN", principal.tenantId, principal.subject);
-      throw new AppError(
-        "ERR_FORBIDDEN",
-        `This token does not grant ${request.permission}, which ${request.tool} needs. Ask the user for a token with that permission (for Hyperswitch, a merchant admin or developer role).`,
-      );
-    }
+    if (!principal.permissions.has(call.permission)) throw await this.#forbidden(principal, call);
     return principal;
   }
 
-  async #authenticate(argument: string | undefined): Promise<Authentication> {
+  /**
+   * For a check made before the call (HTTP answers 403 with it): the audited ERR_FORBIDDEN when
+   * the principal lacks the permission, charged to its rate limit as the refused call would be;
+   * undefined when it has the permission (nothing is taken: the call is admitted as usual), or
+   * when it is over its limit (the call then answers ERR_RATE_LIMITED itself, unaudited).
+   */
+  async refusePermission(principal: Principal, call: CallRequest): Promise<AppError | undefined> {
+    if (principal.permissions.has(call.permission) || !this.#takeCall(principal, call).ok) return undefined;
+    return this.#forbidden(principal, call);
+  }
+
+  #takeCall(principal: Principal, call: CallRequest): Admission {
+    const kind = call.permission === "api_keys:write" ? "write" : "read";
+    return this.#limiters[kind].take(`${principal.tenantId}\u0000${principal.subject}`);
+  }
+
+  async #forbidden(principal: Principal, call: CallRequest): Promise<AppError> {
+    await this.#audit(call, "ERR_FORBIDDEN", principal.tenantId, principal.subject);
+    return new AppError(
+      "ERR_FORBIDDEN",
+      `This token does not grant ${call.permission}, which ${call.tool} needs. Ask the user for a token with that permission (for Hyperswitch, a merchant admin or developer role).`,
+    );
+  }
+
+  async #authenticate(obtain: () => Promise<string>): Promise<Authentication> {
     let token: string;
     let verified;
     try {
-      token = await this.#options.resolveToken(argument);
+      token = await obtain();
       const cached = this.#verified.get(token);
       if (cached && this.#options.clock() < cached.expiresAt) return { ok: true, principal: cached.principal };
       if (cached) this.#verified.delete(token);
@@ -117,8 +164,9 @@ export class Authorizer {
     return result;
   }
 
-  async #audit(request: AuthorizeRequest, reason: ErrorCode, tenantId: string | null, actor: string | null): Promise<void> {
-    const caller = `${tenantId ?? ""}\u0000${actor ?? ""}`;
+  async #audit(request: { tool: string; keyId?: string; client?: string }, reason: ErrorCode, tenantId: string | null, actor: string | null): Promise<void> {
+    // Bounded per caller: the user when the token names one, else the client it came from.
+    const caller = actor !== null ? `${tenantId ?? ""}\u0000${actor}` : `\u0001${request.client ?? ""}`;
     const omitted = this.#omitted.get(caller) ?? 0;
     if (!this.#denials.take(caller).ok) {
       this.#omitted.delete(caller);
@@ -142,4 +190,8 @@ function refusal(error: unknown): Authentication {
   // No token, or one that does not verify: nobody can be named.
   if (error instanceof AppError && AUTHENTICATION_FAILURES.has(error.code)) return { ok: false, error, actor: null };
   throw error;
+}
+
+function tooManyFailures(retryAfterSeconds: number): AppError {
+  return new AppError("ERR_RATE_LIMITED", `Too many failed authentications. Wait ${retryAfterSeconds} seconds, then retry with a valid token.`);
 }

@@ -31,7 +31,7 @@ export class RateLimiter {
     const now = this.#clock();
     let bucket = this.#buckets.get(key);
     if (bucket) {
-      bucket.tokens = Math.min(this.#capacity, bucket.tokens + (now - bucket.updatedAt) * this.#refillPerMs);
+      bucket.tokens = this.#refilled(bucket, now);
       bucket.updatedAt = now;
       // Re-insert so Map order stays least-recently-used first.
       this.#buckets.delete(key);
@@ -40,10 +40,24 @@ export class RateLimiter {
       if (this.#buckets.size >= this.#maxKeys) this.#buckets.delete(this.#buckets.keys().next().value!);
     }
     this.#buckets.set(key, bucket);
-    if (bucket.tokens < 1) {
-      return { ok: false, retryAfterSeconds: Math.max(1, Math.ceil((1 - bucket.tokens) / this.#refillPerMs / 1000)) };
-    }
+    if (bucket.tokens < 1) return this.#refusal(bucket.tokens);
     bucket.tokens -= 1;
     return { ok: true };
+  }
+
+  /** Whether `take(key)` would admit now, without taking anything or touching the bucket. */
+  peek(key: string): Admission {
+    const bucket = this.#buckets.get(key);
+    if (!bucket) return { ok: true };
+    const tokens = this.#refilled(bucket, this.#clock());
+    return tokens < 1 ? this.#refusal(tokens) : { ok: true };
+  }
+
+  #refilled(bucket: Bucket, now: number): number {
+    return Math.min(this.#capacity, bucket.tokens + (now - bucket.updatedAt) * this.#refillPerMs);
+  }
+
+  #refusal(tokens: number): Admission {
+    return { ok: false, retryAfterSeconds: Math.max(1, Math.ceil((1 - tokens) / this.#refillPerMs / 1000)) };
   }
 }

@@ -16,6 +16,9 @@ import { formatDuration } from "../keys/duration.js";
 /** Tokens longer than this are refused before any parsing (A2). */
 export const MAX_TOKEN_BYTES = 8192;
 
+/** How far the issuer's clock and ours may differ, for `exp` and `nbf`. */
+export const CLOCK_TOLERANCE_SECONDS = 30;
+
 const HMAC_ALGORITHMS = ["HS256", "HS384", "HS512"];
 const ASYMMETRIC_ALGORITHMS = ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA", "Ed25519"];
 
@@ -61,7 +64,7 @@ export function createTokenVerifier(auth: AuthConfig, clock: Clock, jwks: JwksTi
     algorithms:
       material.kind === "secret" ? HMAC_ALGORITHMS : material.kind === "public-key" ? material.algorithms : ASYMMETRIC_ALGORITHMS,
     requiredClaims: ["exp"],
-    clockTolerance: 30,
+    clockTolerance: CLOCK_TOLERANCE_SECONDS,
     ...(auth.issuer === undefined ? {} : { issuer: auth.issuer }),
     ...(auth.audience === undefined ? {} : { audience: auth.audience }),
     ...(auth.maxTokenAgeMs === undefined ? {} : { maxTokenAge: auth.maxTokenAgeMs / 1000 }),

@@ -1,12 +1,14 @@
 import { StdioServerTransport } from "@modelcontextprotocol/sdk/server/stdio.js";
 import { ErrorCode } from "@modelcontextprotocol/sdk/types.js";
+import { createTokenResolver } from "../auth/token-source.js";
 import { systemClock } from "../clock.js";
-import { describeDatabaseUrl, loadConfig } from "../config.js";
+import { loadConfig } from "../config.js";
 import { AppError } from "../errors.js";
 import { createLineBuffer, createLogger } from "../log.js";
 import { createServer } from "../server.js";
 import { createServices } from "../services.js";
 import type { Io } from "./io.js";
+import { startedStore } from "./started.js";
 import { limitLineLength, MAX_MESSAGE_BYTES } from "./line-limit.js";
 import { trackPendingRequests } from "./pending-requests.js";
 import { describeProtocolError } from "./protocol-error.js";
@@ -26,8 +28,10 @@ export async function serve(io: Io): Promise<void> {
   io.onExit(stderr.flush);
   for (const problem of problems) logger.error("config_problem", { ...problem });
 
-  const services = createServices({ config, problems, logger, clock: systemClock, readTokenFile: io.readTokenFile });
-  const { server, close } = createServer({ services, logger, version: io.version });
+  const services = createServices({ config, problems, logger, clock: systemClock });
+  // On stdio the token comes from the call's argument, else the operator's environment or file.
+  const resolveToken = createTokenResolver({ value: config.token.value, file: config.token.file, readFile: io.readTokenFile });
+  const { server, close } = createServer({ services, logger, version: io.version, credentials: { from: "argument", resolveToken } });
   // A line that is not JSON-RPC is reported (briefly: see describeProtocolError) and skipped;
   // the server keeps answering.
   server.server.onerror = (error) => logger.warn("protocol_error", describeProtocolError(error));
@@ -55,6 +59,7 @@ export async function serve(io: Io): Promise<void> {
       // Answer what was already asked before closing the database, then let stdout drain.
       if (!(await pending.settled(SHUTDOWN_GRACE_MS))) logger.warn("shutdown_abandoned_requests", { pending_requests: pending.size });
       await close();
+      if (!(services instanceof AppError)) await services.repository.close();
       stderr.flush();
       await new Promise<void>((resolve) => io.stdout.write("", () => resolve()));
       io.exit(0);
@@ -68,15 +73,5 @@ export async function serve(io: Io): Promise<void> {
   io.onSignal("SIGINT", () => void shutdown("SIGINT"));
   io.onSignal("SIGTERM", () => void shutdown("SIGTERM"));
 
-  const ready = !(services instanceof AppError);
-  logger.info("server_started", {
-    version: io.version,
-    // Only the database actually open: with a problem, none is, whatever the settings name.
-    database: ready ? (config.databaseUrl !== undefined ? describeDatabaseUrl(config.databaseUrl) : config.dbPath) : null,
-    verification: config.auth?.keyMaterial.kind ?? null,
-    ready,
-    ...(!ready && {
-      reason: problems.length > 0 ? "invalid configuration (see config_problem)" : "the database could not be opened (see database_open_failed)",
-    }),
-  });
+  logger.info("server_started", { version: io.version, ...startedStore(config, services, problems) });
 }

@@ -76,6 +76,21 @@ describe("RateLimiter (A7)", () => {
     expect(limiter.take("a")).toEqual({ ok: true });
   });
 
+  it("peeks without taking: says what take would answer and changes nothing", () => {
+    const clock = testClock(0);
+    const limiter = new RateLimiter(2, clock);
+    expect(limiter.peek("a")).toEqual({ ok: true });
+    for (let i = 0; i < 5; i += 1) limiter.peek("a");
+    expect(takeMany(limiter, "a", 2)).toEqual([{ ok: true }, { ok: true }]);
+    expect(limiter.peek("a")).toEqual({ ok: false, retryAfterSeconds: 30 });
+    clock.advance(10_000);
+    expect(limiter.peek("a")).toEqual({ ok: false, retryAfterSeconds: 20 });
+    clock.advance(20_000);
+    expect(limiter.peek("a")).toEqual({ ok: true });
+    expect(limiter.take("a")).toEqual({ ok: true });
+    expect(limiter.peek("a").ok).toBe(false);
+  });
+
   it("keeps at most maxKeys buckets, dropping the least recently used", () => {
     const clock = testClock(0);
     const limiter = new RateLimiter(1, clock, 3);

@@ -2,7 +2,7 @@ import { readFileSync } from "node:fs";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { InMemoryTransport } from "@modelcontextprotocol/sdk/inMemory.js";
 import type Database from "better-sqlite3";
-import { readFileHead } from "../../src/auth/token-source.js";
+import { createTokenResolver, readFileHead } from "../../src/auth/token-source.js";
 import { DEFAULT_JWKS_TIMINGS, type JwksTimings } from "../../src/auth/verifier.js";
 import { loadConfig } from "../../src/config.js";
 import { AppError } from "../../src/errors.js";
@@ -81,12 +81,12 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
     problems,
     logger,
     clock,
-    readTokenFile: readFileHead,
     openDb: (path) => (db = (options.openDb ?? openDatabase)(path)),
     jwks: { ...DEFAULT_JWKS_TIMINGS, ...options.jwks },
     usageFlushMs: options.usageFlushMs,
   });
-  const { server, close } = createServer({ services, logger, clock, version: "0.0.0-test" });
+  const resolveToken = createTokenResolver({ value: config.token.value, file: config.token.file, readFile: readFileHead });
+  const { server, close } = createServer({ services, logger, clock, version: "0.0.0-test", credentials: { from: "argument", resolveToken } });
   const [clientTransport, serverTransport] = InMemoryTransport.createLinkedPair();
   const client = new Client({ name: "test-client", version: "0.0.0" });
   await server.connect(serverTransport);
@@ -109,6 +109,7 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
     async close() {
       await client.close();
       await close();
+      if (!(services instanceof AppError)) await services.repository.close();
     },
   };
 }

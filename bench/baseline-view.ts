@@ -1,0 +1,20 @@
+/** The KeyView the baseline servers answer with: the size and shape of a real one. */
+export const BASELINE_VIEW = {
+  key_id: "key_0000000000000000000A",
+  name: "baseline",
+  description: null,
+  type: "secret" as const,
+  environment: "test" as const,
+  prefix: "sk_test_abcd",
+  status: "active" as const,
+  created_at: "2026-01-01T00:00:00.000Z",
+  updated_at: "2026-01-01T00:00:00.000Z",
+  expires_at: null,
+  revoked_at: null,
+  last_used_at: null,
+  usage_count: 0,
+  created_by: "baseline",
+  scopes: [],
+  rotated_from: null,
+  rotated_to: null,
+};
