@@ -39,7 +39,7 @@ export const registerCreateApiKeyTool = defineTool({
     refuseSecretsIn({ name: args.name, description: args.description });
     const expiresAt = resolveExpiration(args.expiration, now);
     const issued = issueApiKey(args.type, args.environment);
-    const record = await repository.createKey(principal, {
+    const created = await repository.createKey(principal, {
       keyId: newKeyId(),
       name: args.name,
       description: args.description ?? null,
@@ -51,10 +51,12 @@ export const registerCreateApiKeyTool = defineTool({
       expiresAt,
       scopes: args.scopes,
     }, now);
+    // Without an idempotency claim a create either makes the key or throws.
+    if (!created.ok) throw new Error("a create without an idempotency key was answered CLAIMED");
     return {
-      output: { key: toKeyView(record, now), api_key: issued.plaintext },
+      output: { key: toKeyView(created.key, now), api_key: issued.plaintext },
       notice: STORE_NOW_NOTICE,
-      keyId: record.keyId,
+      keyId: created.key.keyId,
     };
   },
 });

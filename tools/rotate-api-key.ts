@@ -70,6 +70,7 @@ export const registerRotateApiKeyTool = defineTool({
     if (!result.ok) {
       if (result.reason === "NOT_FOUND") throw keyNotFound(args.key_id);
       if (result.reason === "REVOKED") throw revoked(args.key_id);
+      if (result.reason === "CLAIMED") throw new Error("a rotation without an idempotency key was answered CLAIMED");
       throw new AppError(
         "ERR_CONFLICT",
         `API key ${args.key_id} was already rotated to ${result.rotatedTo}. Rotate ${result.rotatedTo} instead.`,

@@ -3,7 +3,7 @@ import Database from "better-sqlite3";
 import { loadConfig } from "../config.js";
 import { verifySqliteAuditChain } from "../store/sqlite/audit-chain.js";
 import { checkSchemaVersion } from "../store/sqlite/migrate.js";
-import { scaleAndHardening } from "../store/sqlite/migrations/030-scale-and-hardening.js";
+import { MIGRATIONS } from "../store/sqlite/migrations/index.js";
 import type { Io } from "./io.js";
 
 const AUDIT_HELP = `Usage: api-keys-mcp audit verify [--db <path>] [--expect-head <hash>]
@@ -73,7 +73,7 @@ export async function auditCommand(args: string[], io: Io): Promise<number> {
     return fail(`cannot open ${path}: ${(error as Error).message}`);
   }
   try {
-    if (checkSchemaVersion(db) < scaleAndHardening.version) return fail(`${path} has an older schema; start the server once to upgrade it`);
+    if (checkSchemaVersion(db) < MIGRATIONS.at(-1)!.version) return fail(`${path} has an older schema; start the server once to upgrade it`);
     const result = verifySqliteAuditChain(db, { auditKey: config.auditKey, expectHead });
     if (result.ok) {
       const unkeyed = config.auditKey && result.unkeyed > 0 ? `; the first ${result.unkeyed} rows were chained before the audit key was set` : "";
