@@ -35,11 +35,11 @@ export const registerCreateApiKeyTool = defineTool({
     api_key: z.string().describe("The secret key. Shown only here, never again."),
   },
   annotations: { readOnlyHint: false, destructiveHint: false, idempotentHint: false },
-  async run(args, { principal, repository, now }) {
+  async run(args, { actor, repository, now }) {
     refuseSecretsIn({ name: args.name, description: args.description });
     const expiresAt = resolveExpiration(args.expiration, now);
     const issued = issueApiKey(args.type, args.environment);
-    const created = await repository.createKey(principal, {
+    const created = await repository.createKey(actor, {
       keyId: newKeyId(),
       name: args.name,
       description: args.description ?? null,

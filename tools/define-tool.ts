@@ -1,6 +1,9 @@
 import type { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
-import type { CallToolResult } from "@modelcontextprotocol/sdk/types.js";
+import type { RequestHandlerExtra } from "@modelcontextprotocol/sdk/shared/protocol.js";
+import type { CallToolResult, ServerNotification, ServerRequest } from "@modelcontextprotocol/sdk/types.js";
 import * as z from "zod";
+import { auditedClient } from "../src/audit/client.js";
+import type { Actor } from "../src/audit/events.js";
 import type { Authorizer } from "../src/auth/authorizer.js";
 import type { Permission, Principal } from "../src/auth/principal.js";
 import type { Clock } from "../src/clock.js";
@@ -25,6 +28,8 @@ export interface ToolDeps {
 
 export interface ToolContext {
   principal: Principal;
+  /** Who acts, as the audit log records it: the principal and the MCP client the call came through. */
+  actor: Actor;
   repository: KeyRepository;
   /** One reading of the clock per call. */
   now: number;
@@ -62,19 +67,22 @@ export function defineTool<Input extends z.ZodRawShape, Output extends z.ZodRawS
   const outputSchema = z.object(spec.output);
 
   return (server, deps) => {
-    const handle = async (args: Record<string, unknown>): Promise<CallToolResult> => {
+    const handle = async (args: Record<string, unknown>, _extra: RequestHandlerExtra<ServerRequest, ServerNotification>): Promise<CallToolResult> => {
       const started = performance.now();
       // The token is split off here so that nothing downstream can log or store it.
       const { token, ...input } = args as { token?: string } & Record<string, unknown>;
       let keyId = typeof input.key_id === "string" ? input.key_id : undefined;
       let principal: Principal | undefined;
+      // What this connection's client declared in `initialize`; null on a server that saw none.
+      const client = auditedClient(server.server.getClientVersion());
       let outcome = "OK";
       try {
         const services = deps.services;
         if (services instanceof AppError) throw services;
-        principal = await services.authorizer.authorize({ token, permission: spec.permission, tool: spec.name, keyId });
+        principal = await services.authorizer.authorize({ token, permission: spec.permission, tool: spec.name, keyId, client });
         const reply = await spec.run(input as z.output<z.ZodObject<Input>>, {
           principal,
+          actor: { tenantId: principal.tenantId, subject: principal.subject, client },
           repository: services.repository,
           now: deps.clock(),
         });
@@ -99,6 +107,7 @@ export function defineTool<Input extends z.ZodRawShape, Output extends z.ZodRawS
           tenant: principal?.tenantId,
           subject: principal?.subject,
           key_id: keyId,
+          client: client && `${client.name}/${client.version}`,
         });
       }
     };

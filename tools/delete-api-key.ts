@@ -16,8 +16,8 @@ export const registerDeleteApiKeyTool = defineTool({
   input: { key_id: keyIdField },
   output: { key: keyViewSchema },
   annotations: { readOnlyHint: false, destructiveHint: true, idempotentHint: true },
-  async run(args, { principal, repository, now }) {
-    const result = await repository.revokeKey(principal, args.key_id, now);
+  async run(args, { actor, repository, now }) {
+    const result = await repository.revokeKey(actor, args.key_id, now);
     if (!result.ok) throw keyNotFound(args.key_id);
     return { output: { key: toKeyView(result.key, now) } };
   },

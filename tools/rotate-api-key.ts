@@ -44,7 +44,7 @@ export const registerRotateApiKeyTool = defineTool({
     previous: keyViewSchema.describe("The old key, now expiring at the end of the grace period."),
   },
   annotations: { readOnlyHint: false, destructiveHint: true, idempotentHint: false },
-  async run(args, { principal, repository, now }) {
+  async run(args, { actor, repository, now }) {
     const graceMs = args.grace_period === "0" ? 0 : parseDuration(args.grace_period)!;
     if (graceMs > MAX_GRACE_MS) {
       throw new AppError("ERR_VALIDATION", 'grace_period is longer than 7 days; use at most "7d" (or "168h").');
@@ -53,12 +53,12 @@ export const registerRotateApiKeyTool = defineTool({
 
     // Type and environment never change, so reading them first to mint the new secret is safe;
     // the rotation itself re-checks everything inside its transaction.
-    const current = await repository.getKey(principal.tenantId, args.key_id);
+    const current = await repository.getKey(actor.tenantId, args.key_id);
     if (!current) throw keyNotFound(args.key_id);
     if (current.revokedAt !== null) throw revoked(args.key_id);
     const issued = issueApiKey(current.type, current.environment);
 
-    const result = await repository.rotateKey(principal, args.key_id, {
+    const result = await repository.rotateKey(actor, args.key_id, {
       keyId: newKeyId(),
       prefix: issued.prefix,
       hash: issued.hash,

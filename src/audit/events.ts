@@ -27,8 +27,11 @@ export interface ClientInfo {
 export interface Actor {
   tenantId: string;
   subject: string;
-  /** The client the call came through; absent or null when the server never saw its `initialize`. */
-  client?: ClientInfo | null;
+  /**
+   * The client the call came through; null when the server never saw its `initialize`. Required,
+   * so that a principal (which has no client) cannot be passed where an actor is meant.
+   */
+  client: ClientInfo | null;
 }
 
 /** One audit row to append; the backend adds its id, its time and its place in the hash chain. */

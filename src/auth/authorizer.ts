@@ -1,7 +1,7 @@
 import type { Clock } from "../clock.js";
 import { AppError, type ErrorCode } from "../errors.js";
 import type { Logger } from "../log.js";
-import type { Denial } from "../audit/events.js";
+import type { ClientInfo, Denial } from "../audit/events.js";
 import { principalFromClaims, type Permission, type Principal, type PrincipalOptions } from "./principal.js";
 import { RateLimiter } from "./rate-limit.js";
 import type { VerifyToken } from "./verifier.js";
@@ -13,6 +13,8 @@ export interface AuthorizeRequest {
   tool: string;
   /** The key the call is about, recorded with a denial. */
   keyId?: string;
+  /** The MCP client the call came through, recorded with a denial. */
+  client?: ClientInfo | null;
 }
 
 export interface AuthorizerOptions extends PrincipalOptions {
@@ -129,7 +131,7 @@ export class Authorizer {
     this.#omitted.delete(caller);
     try {
       const at = this.#options.clock();
-      await this.#options.recordDenial({ tool: request.tool, reason, tenantId, actor, keyId: request.keyId ?? null, at, ...(omitted ? { omitted } : {}) });
+      await this.#options.recordDenial({ tool: request.tool, reason, tenantId, actor, keyId: request.keyId ?? null, at, client: request.client ?? null, ...(omitted ? { omitted } : {}) });
     } catch (error) {
       // The caller gets the denial either way; a lost audit row must at least reach the log.
       this.#options.logger.error("audit_write_failed", { tool: request.tool, reason, omitted, error });

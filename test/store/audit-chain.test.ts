@@ -15,8 +15,8 @@ import { newKey } from "../helpers/keys.js";
 
 import { runCommand, tempDir } from "../helpers/spawn.js";
 
-const ALICE = { tenantId: "merchant_a", subject: "alice" };
-const BOB = { tenantId: "merchant_b", subject: "bob" };
+const ALICE = { tenantId: "merchant_a", subject: "alice", client: null };
+const BOB = { tenantId: "merchant_b", subject: "bob", client: null };
 /** Alice through an MCP client that named itself: rows 4 and 5 below record it. */
 const ALICE_IN_CLAUDE = { ...ALICE, client: { name: "claude-code", version: "2.1.0" } };
 

@@ -124,7 +124,7 @@ describe("migrations (S1)", () => {
   it("is a no-op when run again, in the same connection and on reopening the file", async () => {
     const db = track(openDatabase(file));
     const repo = new SqliteKeyRepository(db);
-    await repo.createKey({ tenantId: "t", subject: "s" }, newKey(1), Date.now());
+    await repo.createKey({ tenantId: "t", subject: "s", client: null }, newKey(1), Date.now());
     const schema = schemaOf(db);
 
     expect(migrate(db)).toEqual({ from: LATEST, to: LATEST });
@@ -369,7 +369,7 @@ describe("audit table is append-only (S3)", () => {
   beforeEach(async () => {
     db = openDatabase(":memory:");
     const repo = new SqliteKeyRepository(db);
-    await repo.createKey({ tenantId: "t", subject: "s" }, newKey(1), Date.now());
+    await repo.createKey({ tenantId: "t", subject: "s", client: null }, newKey(1), Date.now());
   });
   afterEach(() => db.close());
 
@@ -414,7 +414,7 @@ describe("query plans: every listing walks an index in page order", () => {
       return prepare(source);
     }) as typeof db.prepare;
     repo = new SqliteKeyRepository(db, { listWindowRows: 5 });
-    for (let n = 0; n < 30; n++) await repo.createKey({ tenantId: n % 2 ? "t1" : "t2", subject: "s" }, newKey(n), NOW);
+    for (let n = 0; n < 30; n++) await repo.createKey({ tenantId: n % 2 ? "t1" : "t2", subject: "s", client: null }, newKey(n), NOW);
   });
   afterEach(() => {
     prepared.length = 0;

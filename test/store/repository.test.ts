@@ -89,8 +89,8 @@ interface ContractFixture {
   close(): Promise<void>;
 }
 
-const ALICE: Actor = { tenantId: "merchant_a", subject: "alice" };
-const MALLORY: Actor = { tenantId: "merchant_b", subject: "mallory" };
+const ALICE: Actor = { tenantId: "merchant_a", subject: "alice", client: null };
+const MALLORY: Actor = { tenantId: "merchant_b", subject: "mallory", client: null };
 
 interface KeyOptions {
   name?: string;
@@ -416,7 +416,7 @@ function describeKeyRepositoryContract(backend: string, setup: () => Promise<Con
       it("applies a change, moves updated_at and writes one audit row with old and new values", async () => {
         const key = await create(ALICE, { name: "old", description: "old note" });
         clock.set(T0 + 5000);
-        const result = await repo.updateKey({ tenantId: "merchant_a", subject: "bob" }, key.keyId, {
+        const result = await repo.updateKey({ tenantId: "merchant_a", subject: "bob", client: null }, key.keyId, {
           name: "new",
           description: null,
           expiresAt: T0 + 86_400_000,
@@ -509,7 +509,7 @@ function describeKeyRepositoryContract(backend: string, setup: () => Promise<Con
       it("soft-deletes with one audit row, and a second revoke changes nothing", async () => {
         const key = await create();
         clock.set(T0 + 7000);
-        const first = await repo.revokeKey({ tenantId: "merchant_a", subject: "carol" }, key.keyId, clock());
+        const first = await repo.revokeKey({ tenantId: "merchant_a", subject: "carol", client: null }, key.keyId, clock());
         const revoked: KeyRecord = { ...record(key)!, revokedAt: T0 + 7000, updatedAt: T0 + 7000 };
         expect(first.ok && first.changed).toBe(true);
         expect(first.ok && record(first.key)).toEqual(revoked);
