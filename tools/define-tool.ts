@@ -7,6 +7,7 @@ import type { Actor } from "../src/audit/events.js";
 import type { Authorizer } from "../src/auth/authorizer.js";
 import type { Permission, Principal } from "../src/auth/principal.js";
 import type { Clock } from "../src/clock.js";
+import type { DeliverySettings } from "../src/delivery/policy.js";
 import { AppError, toAppError } from "../src/errors.js";
 import { newErrorReference } from "../src/keys/ids.js";
 import type { Logger } from "../src/log.js";
@@ -17,6 +18,8 @@ import { tokenField } from "./schemas.js";
 export interface ToolServices {
   repository: KeyRepository;
   authorizer: Authorizer;
+  /** How new keys are handed over (the operator's delivery settings). */
+  delivery: DeliverySettings;
 }
 
 export interface ToolDeps {
@@ -31,6 +34,7 @@ export interface ToolContext {
   /** Who acts, as the audit log records it: the principal and the MCP client the call came through. */
   actor: Actor;
   repository: KeyRepository;
+  delivery: DeliverySettings;
   /** One reading of the clock per call. */
   now: number;
 }
@@ -84,6 +88,7 @@ export function defineTool<Input extends z.ZodRawShape, Output extends z.ZodRawS
           principal,
           actor: { tenantId: principal.tenantId, subject: principal.subject, client },
           repository: services.repository,
+          delivery: services.delivery,
           now: deps.clock(),
         });
         keyId ??= reply.keyId;
