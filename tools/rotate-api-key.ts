@@ -5,10 +5,14 @@ import { resolveExpiration } from "../src/keys/expiration.js";
 import { newKeyId } from "../src/keys/ids.js";
 import { issueApiKey } from "../src/keys/secret.js";
 import { toKeyView } from "../src/keys/view.js";
-import { planDelivery } from "../src/delivery/policy.js";
+import { deliveryFingerprint, planDelivery } from "../src/delivery/policy.js";
+import { expirationForFingerprint, idempotencyClaim, judgeRetry } from "../src/keys/idempotency.js";
+import type { Actor } from "../src/audit/events.js";
+import type { KeyRepository } from "../src/store/repository.js";
 import { defineTool } from "./define-tool.js";
 import { commitHandover, deliveryField, deliveryOutput, handOver } from "./delivery.js";
 import { keyNotFound } from "./get-api-key.js";
+import { earlyReplay, idempotencyKeyField, replayedOutput, replayNotice, replayOf, type Replay } from "./retry.js";
 import { expirationField, keyIdField, keyViewSchema, scopesField } from "./schemas.js";
 
 const MAX_GRACE_MS = 7 * 86_400_000;
@@ -27,7 +31,8 @@ export const registerRotateApiKeyTool = defineTool({
     "never longer than it would have. Returns the new key and the previous key, and hands the new secret over once, as delivery says: " +
     'prefer "file" or { "encrypt_to": <the user\'s public JWK> } so that the secret never enters this conversation; "inline" puts it in this result (api_key). ' +
     "A revoked key cannot be rotated (ERR_CONFLICT); a key already rotated must be rotated through its replacement. " +
-    "Confirm with the user first. Requires api_keys:write. Not idempotent: each call makes another key.",
+    "Confirm with the user first. Requires api_keys:write. Not idempotent: each call makes another key; pass an idempotency_key " +
+    "so that a call repeated after a lost answer returns the first call's result instead.",
   permission: "api_keys:write",
   input: {
     key_id: keyIdField,
@@ -40,12 +45,14 @@ export const registerRotateApiKeyTool = defineTool({
       .describe("When the new key expires. Omitted: the old key's lifetime (expires_at − created_at) from now, or never if it never expired."),
     scopes: scopesField.optional().describe("Scopes for the new key; omitted: the old key's."),
     delivery: deliveryField,
+    idempotency_key: idempotencyKeyField,
   },
   output: {
     key: keyViewSchema.describe("The new key."),
     api_key: z.string().optional().describe("The new key's secret, with inline delivery only. Shown only here, never again."),
     delivery: deliveryOutput,
     previous: keyViewSchema.describe("The old key, now expiring at the end of the grace period."),
+    replayed: replayedOutput,
   },
   annotations: { readOnlyHint: false, destructiveHint: true, idempotentHint: false },
   async run(args, { actor, repository, delivery: settings, now }) {
@@ -53,8 +60,26 @@ export const registerRotateApiKeyTool = defineTool({
     if (graceMs > MAX_GRACE_MS) {
       throw new AppError("ERR_VALIDATION", 'grace_period is longer than 7 days; use at most "7d" (or "168h").');
     }
-    const expiresAt = args.expiration === undefined ? undefined : resolveExpiration(args.expiration, now);
     const plan = await planDelivery(args.delivery, settings);
+    const claim =
+      args.idempotency_key === undefined
+        ? undefined
+        : idempotencyClaim(
+            "rotate_api_key",
+            args.idempotency_key,
+            {
+              key_id: args.key_id,
+              grace_ms: graceMs,
+              expiration: args.expiration === undefined ? null : expirationForFingerprint(args.expiration),
+              scopes: args.scopes ?? null,
+              delivery: deliveryFingerprint(plan),
+            },
+            plan.method,
+          );
+    // A repeat is answered before anything else is checked: the key it rotated is not active any more.
+    const early = await earlyReplay(claim, actor, repository, now);
+    if (early) return replayed(early, actor, repository, now);
+    const expiresAt = args.expiration === undefined ? undefined : resolveExpiration(args.expiration, now);
 
     // Type and environment never change, so reading them first to mint the new secret is safe;
     // the rotation itself re-checks everything inside its transaction.
@@ -77,13 +102,18 @@ export const registerRotateApiKeyTool = defineTool({
           expiresAt,
           scopes: args.scopes,
           delivery: plan.method,
-        }, now),
+        }, now, claim),
       async () => (await repository.getKey(actor.tenantId, keyId)) !== undefined,
     );
     if (!result.ok) {
       if (result.reason === "NOT_FOUND") throw keyNotFound(args.key_id);
       if (result.reason === "REVOKED") throw revoked(args.key_id);
-      if (result.reason === "CLAIMED") throw new Error("a rotation without an idempotency key was answered CLAIMED");
+      if (result.reason === "CLAIMED") {
+        // A repeat that arrived while the first call was still running.
+        const replay = claim && (await replayOf(judgeRetry(result.record, claim, now), claim, actor, repository));
+        if (!replay) throw new Error("a rotation was answered CLAIMED without a live claim");
+        return replayed(replay, actor, repository, now);
+      }
       throw new AppError(
         "ERR_CONFLICT",
         `API key ${args.key_id} was already rotated to ${result.rotatedTo}. Rotate ${result.rotatedTo} instead.`,
@@ -95,9 +125,21 @@ export const registerRotateApiKeyTool = defineTool({
         ...(handover.apiKey !== undefined && { api_key: handover.apiKey }),
         delivery: handover.delivery,
         previous: toKeyView(result.previous, now),
+        replayed: false,
       },
       notice: handover.notice,
       keyId: args.key_id,
     };
   },
 });
+
+/** The answer to a repeated rotation: the key it made and the key it replaced, as they are now; no secret. */
+async function replayed({ record, key }: Replay, actor: Actor, repository: KeyRepository, now: number) {
+  const previous = key.rotatedFrom === null ? undefined : await repository.getKey(actor.tenantId, key.rotatedFrom);
+  if (!previous) throw new Error(`the key made by a rotation, ${key.keyId}, names no previous key`);
+  return {
+    output: { key: toKeyView(key, now), delivery: { method: record.delivery }, previous: toKeyView(previous, now), replayed: true },
+    notice: replayNotice(record),
+    keyId: previous.keyId,
+  };
+}

@@ -55,6 +55,15 @@ export function fingerprintArguments(tool: IdempotentTool, args: Record<string, 
   return hash("sha256", canonicalJson({ tool, args }), "hex");
 }
 
+/**
+ * An expiration as the fingerprint sees it: a word ("30d") as written, a date-time as the
+ * instant it names, so "2027-01-01T01:00:00+01:00" and "2027-01-01T00:00:00Z" are one request.
+ */
+export function expirationForFingerprint(input: string): string {
+  const at = /^\d{4}-/.test(input) ? Date.parse(input) : Number.NaN;
+  return Number.isNaN(at) ? input : new Date(at).toISOString();
+}
+
 /** The record a fresh claim leaves, for the key it made. */
 export function recordClaim(tenantId: string, claim: IdempotencyClaim, keyId: string, now: number): IdempotencyRecord {
   return { ...claim, tenantId, keyId, createdAt: now, expiresAt: now + IDEMPOTENCY_TTL_MS };

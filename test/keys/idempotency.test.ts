@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
 import {
+  expirationForFingerprint,
   fingerprintArguments,
   idempotencyClaim,
   IDEMPOTENCY_TTL_MS,
@@ -60,5 +61,14 @@ describe("idempotency rules", () => {
   it("refuses, as a programming error, a record that belongs to another claim", () => {
     const stored = recordClaim("m", idempotencyClaim("create_api_key", "k", {}, "inline"), "key_AAAAAAAAAAAAAAAAAAAA", NOW);
     expect(() => judgeRetry(stored, idempotencyClaim("create_api_key", "other", {}, "inline"), NOW)).toThrow(TypeError);
+  });
+});
+
+describe("expirationForFingerprint", () => {
+  it("keeps words as written and turns a date-time into the instant it names", () => {
+    expect(expirationForFingerprint("30d")).toBe("30d");
+    expect(expirationForFingerprint("never")).toBe("never");
+    expect(expirationForFingerprint("2027-01-01T01:00:00+01:00")).toBe("2027-01-01T00:00:00.000Z");
+    expect(expirationForFingerprint("2027-01-01T00:00:00Z")).toBe("2027-01-01T00:00:00.000Z");
   });
 });
