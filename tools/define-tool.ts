@@ -12,6 +12,7 @@ import { AppError, toAppError } from "../src/errors.js";
 import { newErrorReference } from "../src/keys/ids.js";
 import type { Logger } from "../src/log.js";
 import type { KeyRepository } from "../src/store/repository.js";
+import { confirmationFor, type Confirm } from "./confirm.js";
 import { tokenField } from "./schemas.js";
 
 /** What the tools act through. */
@@ -37,6 +38,8 @@ export interface ToolContext {
   delivery: DeliverySettings;
   /** One reading of the clock per call. */
   now: number;
+  /** Asks the user to confirm, when the client declared elicitation; absent otherwise. */
+  confirm?: Confirm;
 }
 
 export interface ToolReply<Output> {
@@ -71,7 +74,7 @@ export function defineTool<Input extends z.ZodRawShape, Output extends z.ZodRawS
   const outputSchema = z.object(spec.output);
 
   return (server, deps) => {
-    const handle = async (args: Record<string, unknown>, _extra: RequestHandlerExtra<ServerRequest, ServerNotification>): Promise<CallToolResult> => {
+    const handle = async (args: Record<string, unknown>, extra: RequestHandlerExtra<ServerRequest, ServerNotification>): Promise<CallToolResult> => {
       const started = performance.now();
       // The token is split off here so that nothing downstream can log or store it.
       const { token, ...input } = args as { token?: string } & Record<string, unknown>;
@@ -90,6 +93,7 @@ export function defineTool<Input extends z.ZodRawShape, Output extends z.ZodRawS
           repository: services.repository,
           delivery: services.delivery,
           now: deps.clock(),
+          confirm: confirmationFor(server, extra, (error) => deps.logger.warn("confirmation_failed", { tool: spec.name, error })),
         });
         keyId ??= reply.keyId;
         const json = JSON.stringify(reply.output);

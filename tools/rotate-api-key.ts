@@ -11,6 +11,7 @@ import type { Actor } from "../src/audit/events.js";
 import type { KeyRepository } from "../src/store/repository.js";
 import { defineTool } from "./define-tool.js";
 import { commitHandover, deliveryField, deliveryOutput, handOver } from "./delivery.js";
+import { confirmChange, needsConfirmation } from "./confirm.js";
 import { keyNotFound } from "./get-api-key.js";
 import { earlyReplay, idempotencyKeyField, replayedOutput, replayNotice, replayOf, type Replay } from "./retry.js";
 import { expirationField, keyIdField, keyViewSchema, scopesField } from "./schemas.js";
@@ -19,6 +20,10 @@ const MAX_GRACE_MS = 7 * 86_400_000;
 
 function revoked(keyId: string): AppError {
   return new AppError("ERR_CONFLICT", `API key ${keyId} is revoked and cannot be rotated. Create a new key instead.`);
+}
+
+function alreadyRotated(keyId: string, rotatedTo: string): AppError {
+  return new AppError("ERR_CONFLICT", `API key ${keyId} was already rotated to ${rotatedTo}. Rotate ${rotatedTo} instead.`);
 }
 
 /** V2: a new secret for the same purpose, with an overlap so callers can switch without downtime. */
@@ -31,7 +36,8 @@ export const registerRotateApiKeyTool = defineTool({
     "never longer than it would have. Returns the new key and the previous key, and hands the new secret over once, as delivery says: " +
     'prefer "file" or { "encrypt_to": <the user\'s public JWK> } so that the secret never enters this conversation; "inline" puts it in this result (api_key). ' +
     "A revoked key cannot be rotated (ERR_CONFLICT); a key already rotated must be rotated through its replacement. " +
-    "Confirm with the user first. Requires api_keys:write. Not idempotent: each call makes another key; pass an idempotency_key " +
+    "Confirm with the user first; when the client supports it, the server also asks the user itself before rotating a live key, " +
+    "and a refusal answers ERR_DECLINED (do not retry then). Requires api_keys:write. Not idempotent: each call makes another key; pass an idempotency_key " +
     "so that a call repeated after a lost answer returns the first call's result instead.",
   permission: "api_keys:write",
   input: {
@@ -55,7 +61,7 @@ export const registerRotateApiKeyTool = defineTool({
     replayed: replayedOutput,
   },
   annotations: { readOnlyHint: false, destructiveHint: true, idempotentHint: false },
-  async run(args, { actor, repository, delivery: settings, now }) {
+  async run(args, { actor, repository, delivery: settings, now, confirm }) {
     const graceMs = args.grace_period === "0" ? 0 : parseDuration(args.grace_period)!;
     if (graceMs > MAX_GRACE_MS) {
       throw new AppError("ERR_VALIDATION", 'grace_period is longer than 7 days; use at most "7d" (or "168h").');
@@ -86,6 +92,14 @@ export const registerRotateApiKeyTool = defineTool({
     const current = await repository.getKey(actor.tenantId, args.key_id);
     if (!current) throw keyNotFound(args.key_id);
     if (current.revokedAt !== null) throw revoked(args.key_id);
+    if (current.rotatedTo !== null) throw alreadyRotated(args.key_id, current.rotatedTo);
+    if (confirm && needsConfirmation(current)) {
+      const consequence =
+        graceMs === 0
+          ? "A new key replaces it, and it stops working at once."
+          : `A new key replaces it, and it keeps working for ${args.grace_period} (never past its own expiry).`;
+      await confirmChange(confirm, "rotate", current, consequence, { actor, repository, now });
+    }
     const issued = issueApiKey(current.type, current.environment);
     const keyId = newKeyId();
     const handover = await handOver(plan, keyId, issued.plaintext);
@@ -114,10 +128,7 @@ export const registerRotateApiKeyTool = defineTool({
         if (!replay) throw new Error("a rotation was answered CLAIMED without a live claim");
         return replayed(replay, actor, repository, now);
       }
-      throw new AppError(
-        "ERR_CONFLICT",
-        `API key ${args.key_id} was already rotated to ${result.rotatedTo}. Rotate ${result.rotatedTo} instead.`,
-      );
+      throw alreadyRotated(args.key_id, result.rotatedTo);
     }
     return {
       output: {
