@@ -3,8 +3,9 @@
  * MCP host does (a child process on stdio) with a throwaway secret and a temporary database,
  * then walks through the key lifecycle and the errors a model meets, with a real MCP client.
  */
+import { execFileSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -59,11 +60,19 @@ async function main(): Promise<void> {
   console.log(bold("api-keys-mcp demo"));
   console.log(dim(`Starting the server as an MCP host would: node ${entry}`));
   console.log(dim("with a throwaway HMAC secret, a database in a temporary folder, and Alice's token for merchant_acme."));
+  const deliveryDir = join(dir, "delivered");
+  mkdirSync(deliveryDir, { mode: 0o700 });
 
   const transport = new StdioClientTransport({
     command: process.execPath,
     args: [entry],
-    env: { API_KEYS_MCP_JWT_SECRET: secret, API_KEYS_MCP_TOKEN: alice, API_KEYS_MCP_DB: join(dir, "keys.db"), API_KEYS_MCP_LOG_LEVEL: "warn" },
+    env: {
+      API_KEYS_MCP_JWT_SECRET: secret,
+      API_KEYS_MCP_TOKEN: alice,
+      API_KEYS_MCP_DB: join(dir, "keys.db"),
+      API_KEYS_MCP_DELIVERY_DIR: deliveryDir,
+      API_KEYS_MCP_LOG_LEVEL: "warn",
+    },
     stderr: "inherit",
   });
   const client = new Client({ name: "api-keys-mcp-demo", version: "1.0.0" });
@@ -122,11 +131,39 @@ async function main(): Promise<void> {
     console.log(`   api_key: ${bold(String(rotated.data.api_key))}  ${dim("(shown once)")}`);
     console.log(`   old: ${keyLine(rotated.data.previous as KeyView)}`);
 
+    heading(
+      "Keys that never enter the conversation",
+      "A tool result is read by the model and kept in the transcript. With encrypt_to, the result holds only ciphertext for your key.",
+    );
+    const recipientFile = join(dir, "recipient.jwk");
+    const cli = (args: string[], input?: string) => execFileSync(process.execPath, [entry, ...args], { input, encoding: "utf8", stdio: ["pipe", "pipe", "ignore"] });
+    console.log(dim(`   $ api-keys-mcp decrypt --new-key ${recipientFile}    (once, on your machine: the private half stays there)`));
+    const publicJwk = JSON.parse(cli(["decrypt", "--new-key", recipientFile])) as Record<string, unknown>;
+    const sealedArgs = { name: "payouts-worker", environment: "live", delivery: { encrypt_to: publicJwk }, idempotency_key: "demo-payouts-1" };
+    console.log(show({ ...sealedArgs, delivery: { encrypt_to: { kty: publicJwk.kty, crv: publicJwk.crv, x: "…", y: "…" } } }));
+    const sealed = await call("create_api_key", sealedArgs);
+    const sealedKey = sealed.data.key as KeyView;
+    const jwe = String((sealed.data.delivery as { jwe: string }).jwe);
+    console.log(`   ${keyLine(sealedKey)}`);
+    console.log(`   api_key: ${dim("(not in the result)")}  delivery.jwe: ${jwe.slice(0, 36)}…${jwe.slice(-8)}  ${dim(`(${jwe.length} characters)`)}`);
+    console.log(dim(`   $ api-keys-mcp decrypt --key ${recipientFile} <<< "$JWE"`));
+    const opened = cli(["decrypt", "--key", recipientFile], jwe).trim();
+    console.log(`   ${bold(opened)}  ${dim("(decrypted where you are; the model never saw it)")}`);
+    console.log(`   verify_api_key: ${green(String((await call("verify_api_key", { api_key: opened })).data.code))}`);
+    const again = await call("create_api_key", sealedArgs);
+    console.log(
+      `   the same call again (same idempotency_key): ${cyan((again.data.key as KeyView).key_id)} replayed=${String(again.data.replayed)}, ` +
+        dim("no second key, no secret sent again"),
+    );
+    const filed = await call("create_api_key", { name: "nightly-export", delivery: "file" });
+    const path = String((filed.data.delivery as { path: string }).path);
+    console.log(`   delivery "file": ${path}  ${dim(`(mode ${(statSync(path).mode & 0o777).toString(8)}, created exclusively; the result names the path only)`)}`);
+
     heading("delete_api_key", "Revoke the storefront key: a soft delete, kept for the audit trail, never re-activated.");
     console.log(show({ key_id: second.key_id }));
     console.log(`   ${keyLine((await call("delete_api_key", { key_id: second.key_id })).data.key as KeyView)}`);
     const remaining = (await call("list_api_keys")).data.keys as KeyView[];
-    console.log(dim(`   list_api_keys now shows ${remaining.length} of 3 keys; status "all" would include the revoked one.`));
+    console.log(dim(`   list_api_keys now shows ${remaining.length} of 5 keys; status "all" would include the revoked one.`));
 
     heading("A bad token", "A token signed with another secret is refused, and the token never appears in the error.");
     const forged = await new SignJWT({ merchant_id: "merchant_acme", scope: "api_keys:write" })
@@ -145,11 +182,16 @@ async function main(): Promise<void> {
     console.log(show({ name: "victor's key", token: viewer }));
     console.log(`   ${red((await call("create_api_key", { name: "victor's key", token: viewer })).error ?? "")}`);
 
-    heading("list_audit_events", "Every change and every denial, newest first, hash-chained (`api-keys-mcp audit verify` checks the chain).");
+    heading(
+      "list_audit_events",
+      "Every change and every denial, newest first, with who acted and through which MCP client; hash-chained (`api-keys-mcp audit verify` checks the chain).",
+    );
     const audit = await call("list_audit_events", { limit: 20 });
-    for (const event of audit.data.events as { occurred_at: string; action: string; actor: string | null; key_id: string | null; reason: string | null }[]) {
+    type Event = { occurred_at: string; action: string; actor: string | null; key_id: string | null; reason: string | null; client: { name: string } | null };
+    for (const event of audit.data.events as Event[]) {
       const time = event.occurred_at.slice(11, 19);
-      console.log(`   ${dim(time)}  ${event.action.padEnd(16)} ${(event.actor ?? "(unknown)").padEnd(18)} ${event.key_id ?? ""} ${event.reason ?? ""}`);
+      const via = dim(`via ${event.client?.name ?? "?"}`);
+      console.log(`   ${dim(time)}  ${event.action.padEnd(16)} ${(event.actor ?? "(unknown)").padEnd(18)} ${via} ${event.key_id ?? ""} ${event.reason ?? ""}`);
     }
 
     console.log(`\n${bold("Done.")} Next: ${cyan("npm test")} runs the test suite; the README shows how to add the server to Claude Desktop.`);

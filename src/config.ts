@@ -3,6 +3,8 @@ import { isIP, isIPv4 } from "node:net";
 import { posix, win32 } from "node:path";
 import * as z from "zod";
 import { DEFAULT_ROLE_PERMISSIONS, PERMISSIONS, type Permission } from "./auth/principal.js";
+import { checkDeliveryDirectory, DIRECTORY_PROBLEMS } from "./delivery/file.js";
+import { DEFAULT_DELIVERY, type DeliverySettings } from "./delivery/policy.js";
 import { DURATION_PATTERN, parseDuration } from "./keys/duration.js";
 import { LOG_LEVELS, type LogLevel } from "./log.js";
 
@@ -44,6 +46,8 @@ export interface Config {
   rateLimits: { read: number; write: number; authFailures: number };
   /** API_KEYS_MCP_AUDIT_KEY: when set, the audit hash chain is an HMAC chain under this key. */
   auditKey?: Uint8Array;
+  /** How new keys are handed over: API_KEYS_MCP_DELIVERY and API_KEYS_MCP_DELIVERY_DIR. */
+  delivery: DeliverySettings;
 }
 
 /** A setting that keeps the server from answering; every call then gets ERR_CONFIG naming it. */
@@ -117,7 +121,10 @@ export function loadConfig(source: ConfigEnvironment): { config: Config; problem
       write: setting("API_KEYS_MCP_RATE_LIMIT_WRITE", positiveInt, 60, "a whole number of calls per minute"),
       authFailures: setting("API_KEYS_MCP_RATE_LIMIT_AUTH_FAILURES", positiveInt, 30, "a whole number of failures per minute"),
     },
+    delivery: DEFAULT_DELIVERY,
   };
+  const deliveryDefault = setting("API_KEYS_MCP_DELIVERY", z.enum(["inline", "file"]), "inline", 'inline (keys in the tool result, the default) or file (keys only in files or encrypted; inline refused)');
+  config.delivery = loadDelivery(source, deliveryDefault, problems);
 
   config.auditKey = loadAuditKey(source, problems);
   const keyMaterial = loadKeyMaterial(source, problems);
@@ -164,6 +171,34 @@ export function loadConfig(source: ConfigEnvironment): { config: Config; problem
     };
   }
   return { config, problems };
+}
+
+/**
+ * API_KEYS_MCP_DELIVERY_DIR, checked now (and again before each write): a directory that exists,
+ * is not a symbolic link, belongs to the server's user and is writable by nobody else. With
+ * API_KEYS_MCP_DELIVERY=file it is required, and inline delivery is refused.
+ */
+function loadDelivery(source: ConfigEnvironment, defaultMethod: "inline" | "file", problems: ConfigProblem[]): DeliverySettings {
+  let configured = nonEmpty(source.env.API_KEYS_MCP_DELIVERY_DIR);
+  const path = source.platform === "win32" ? win32 : posix;
+  if (configured?.startsWith("~/") && path.isAbsolute(source.homedir)) configured = path.join(source.homedir, configured.slice(2));
+  const settings: DeliverySettings = { default: defaultMethod, inlineAllowed: defaultMethod === "inline" };
+  if (configured === undefined) {
+    if (defaultMethod === "file") {
+      problems.push({
+        variable: "API_KEYS_MCP_DELIVERY_DIR",
+        message: "API_KEYS_MCP_DELIVERY is file but API_KEYS_MCP_DELIVERY_DIR is not set, so there is nowhere to write keys",
+        fix: "set API_KEYS_MCP_DELIVERY_DIR to an existing directory owned by the server's user and writable by it alone (mkdir -m 700), or remove API_KEYS_MCP_DELIVERY",
+      });
+    }
+    return settings;
+  }
+  const problem = checkDeliveryDirectory(configured, { platform: source.platform });
+  if (problem) {
+    problems.push({ variable: "API_KEYS_MCP_DELIVERY_DIR", ...DIRECTORY_PROBLEMS[problem] });
+    return settings;
+  }
+  return { ...settings, directory: configured };
 }
 
 function nonEmpty(value: string | undefined): string | undefined {

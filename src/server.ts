@@ -36,7 +36,9 @@ export interface SharedServerParts {
 const INSTRUCTIONS = [
   "Manage the API keys of the merchant the user's token belongs to: create_api_key, list_api_keys, get_api_key,",
   "update_api_key, delete_api_key (revoke), rotate_api_key, verify_api_key, and list_audit_events for the history.",
-  "A new key's secret appears once, in the create or rotate result: hand it to the user right away and never repeat it.",
+  "A new key's secret is handed over once, as the call's delivery says: prefer delivery \"file\" or { \"encrypt_to\": <the user's public JWK> },",
+  "which keep it out of this conversation; with \"inline\" it is in the result: hand it to the user right away and never repeat it.",
+  "Pass an idempotency_key to create_api_key and rotate_api_key so that a repeated call returns the first call's key instead of a second one.",
   "Keys are referred to by key_id (key_…), never by the secret.",
   "Errors start with a code (ERR_NOT_FOUND, ERR_FORBIDDEN, …) followed by what to do next.",
 ].join(" ");

@@ -77,7 +77,7 @@ export function createServices(options: ServiceOptions): ToolServices | AppError
     recordDenial: (denial) => repository.recordDenial(denial),
     logger,
   });
-  return { repository, authorizer };
+  return { repository, authorizer, delivery: config.delivery };
 }
 
 /** The first problem and its fix; the log has every problem, each on its own `config_problem` line. */

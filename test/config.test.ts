@@ -1,5 +1,5 @@
 import { generateKeyPairSync } from "node:crypto";
-import { readFileSync, writeFileSync } from "node:fs";
+import { chmodSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from "node:fs";
 import { join, win32 } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { DEFAULT_ROLE_PERMISSIONS } from "../src/auth/principal.js";
@@ -521,5 +521,73 @@ describe("a misconfigured server still starts and answers ERR_CONFIG (E3)", () =
     server = await startTestServer({ env: { API_KEYS_MCP_LOG_LEVEL: "loud", API_KEYS_MCP_RATE_LIMIT_READ: "x", API_KEYS_MCP_DB: "keys.db" } });
     await expectConfigErrorEverywhere("API_KEYS_MCP_DB");
     expect(await configErrorText()).toMatch(/then restart the server\. The server log lists 2 more configuration problems\.$/);
+  });
+});
+
+describe("delivery settings", () => {
+  let root: ReturnType<typeof tempDir>;
+  let dir: string;
+  beforeEach(() => {
+    root = tempDir();
+    dir = join(root.path, "keys");
+    mkdirSync(dir, { mode: 0o700 });
+  });
+  afterEach(() => root.remove());
+
+  it("defaults to inline, allowed, with no directory", () => {
+    const { config, problems } = loadWithSecret({});
+    expect(problems).toEqual([]);
+    expect(config.delivery).toEqual({ default: "inline", inlineAllowed: true });
+  });
+
+  it("offers file delivery with a good directory, inline still the default", () => {
+    const { config, problems } = loadWithSecret({ API_KEYS_MCP_DELIVERY_DIR: dir });
+    expect(problems).toEqual([]);
+    expect(config.delivery).toEqual({ default: "inline", inlineAllowed: true, directory: dir });
+  });
+
+  it("expands ~/ in API_KEYS_MCP_DELIVERY_DIR to the home directory", () => {
+    const { config, problems } = load({ API_KEYS_MCP_JWT_SECRET: TEST_SECRET, API_KEYS_MCP_DELIVERY_DIR: "~/keys" }, "linux", root.path);
+    expect(problems).toEqual([]);
+    expect(config.delivery.directory).toBe(dir);
+  });
+
+  it("makes file the default and refuses inline with API_KEYS_MCP_DELIVERY=file", () => {
+    const { config, problems } = loadWithSecret({ API_KEYS_MCP_DELIVERY: "file", API_KEYS_MCP_DELIVERY_DIR: dir });
+    expect(problems).toEqual([]);
+    expect(config.delivery).toEqual({ default: "file", inlineAllowed: false, directory: dir });
+  });
+
+  it("needs a directory for API_KEYS_MCP_DELIVERY=file", () => {
+    const problem = onlyProblem(loadWithSecret({ API_KEYS_MCP_DELIVERY: "file" }).problems, "API_KEYS_MCP_DELIVERY_DIR");
+    expect(problem.fix).toMatch(/^set API_KEYS_MCP_DELIVERY_DIR to an existing directory .*, or remove API_KEYS_MCP_DELIVERY$/);
+  });
+
+  it("refuses another value of API_KEYS_MCP_DELIVERY", () => {
+    onlyProblem(loadWithSecret({ API_KEYS_MCP_DELIVERY: "encrypt_to" }).problems, "API_KEYS_MCP_DELIVERY");
+  });
+
+  it.each([
+    ["a relative path", () => "keys", /must be an absolute path/],
+    ["a directory that does not exist", () => join(root.path, "missing"), /does not exist/],
+    ["a file", () => (writeFileSync(join(root.path, "file"), ""), join(root.path, "file")), /not a directory/],
+    ["a symbolic link", () => (symlinkSync(dir, join(root.path, "link")), join(root.path, "link")), /symbolic link/],
+    ["a group-writable directory", () => (chmodSync(dir, 0o775), dir), /writable by its group or by others/],
+  ])("refuses %s as API_KEYS_MCP_DELIVERY_DIR, naming no path", (_label, path, message) => {
+    const value = path();
+    const problem = onlyProblem(loadWithSecret({ API_KEYS_MCP_DELIVERY_DIR: value }).problems, "API_KEYS_MCP_DELIVERY_DIR", [root.path]);
+    expect(problem.message).toMatch(message);
+  });
+
+  it("answers every call with ERR_CONFIG when the delivery directory is unusable", async () => {
+    chmodSync(dir, 0o777);
+    const server = await startTestServer({ env: { API_KEYS_MCP_DELIVERY_DIR: dir, API_KEYS_MCP_TOKEN: await merchantToken("m") } });
+    try {
+      const result = await server.call("list_api_keys", {});
+      expect(result.ok ? "ok" : result.text).toMatch(/^ERR_CONFIG: .*API_KEYS_MCP_DELIVERY_DIR.*writable by its group or by others/);
+      if (!result.ok) expect(result.text).not.toContain(root.path);
+    } finally {
+      await server.close();
+    }
   });
 });

@@ -90,6 +90,20 @@ describe("error codes (E1–E4)", () => {
     await expectFailure("revoked", "ERR_CONFLICT", () => server.call("update_api_key", { key_id: revokedId, name: "again", token }));
   });
 
+  it("ERR_DECLINED: the user does not confirm revoking a live key", async () => {
+    const asking = await startTestServer({ onElicit: () => ({ action: "decline" }) });
+    try {
+      const created = await asking.call("create_api_key", { name: "live one", environment: "live", token });
+      if (!created.ok) throw new Error(created.text);
+      const result = await asking.call("delete_api_key", { key_id: created.data.key.key_id, token });
+      expect(result.ok ? "ok" : result.code).toBe("ERR_DECLINED");
+      expect(changeEvents(asking.db!).map((event) => event.action)).toEqual(["api_key.created"]);
+      if (!result.ok) seen.set("ERR_DECLINED", { label: "declined", text: result.text });
+    } finally {
+      await asking.close();
+    }
+  });
+
   it("ERR_RATE_LIMITED: over the per-principal limit, with the seconds to wait", async () => {
     const limited = await startTestServer({ env: { API_KEYS_MCP_RATE_LIMIT_READ: "2" } });
     try {

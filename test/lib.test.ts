@@ -30,7 +30,7 @@ describe("openVerifier, the library export (V1)", () => {
     const add = async (label: string, tenantId: string, expiresAt: number | null = null, scopes: string[] = [], type: KeyType = "secret", environment: Environment = "live") => {
       const issued = issueApiKey(type, environment);
       const keyId = newKeyId();
-      await repository.createKey({ tenantId, subject: "setup" }, { keyId, name: label, description: null, type, environment, prefix: issued.prefix, hash: issued.hash, hashVersion: 1, expiresAt, scopes }, clock());
+      await repository.createKey({ tenantId, subject: "setup", client: null }, { keyId, name: label, description: null, type, environment, prefix: issued.prefix, hash: issued.hash, hashVersion: 1, expiresAt, scopes }, clock());
       keys[label] = { id: keyId, plaintext: issued.plaintext };
     };
     await add("a", "merchant_a", null, ["payments:read"]);
@@ -39,7 +39,7 @@ describe("openVerifier, the library export (V1)", () => {
     await add("revoked", "merchant_a");
     await add("publishable", "merchant_a", null, [], "publishable", "live");
     await add("test", "merchant_a", null, [], "secret", "test");
-    await repository.revokeKey({ tenantId: "merchant_a", subject: "setup" }, keys.revoked!.id, clock());
+    await repository.revokeKey({ tenantId: "merchant_a", subject: "setup", client: null }, keys.revoked!.id, clock());
     await repository.close();
   });
   afterEach(() => dir.remove());
@@ -94,7 +94,7 @@ describe("openVerifier, the library export (V1)", () => {
     try {
       expect((await verifier.verify(keys.a!.plaintext)).code).toBe("VALID");
       const server = new SqliteKeyRepository(openDatabase(dbPath));
-      await server.revokeKey({ tenantId: "merchant_a", subject: "admin" }, keys.a!.id, START);
+      await server.revokeKey({ tenantId: "merchant_a", subject: "admin", client: null }, keys.a!.id, START);
       await server.close();
       expect((await verifier.verify(keys.a!.plaintext)).code).toBe("REVOKED");
     } finally {

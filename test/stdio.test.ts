@@ -110,6 +110,7 @@ describe("stdio server, black box (L1, C1, E3)", () => {
       tenant: subject === undefined ? undefined : "merchant_stdio",
       subject,
       key_id,
+      client: "raw-stdio-test/0.0.0",
     });
     expect(toolCalls).toEqual([
       line("create_api_key", "OK", "user_stdio", keyId),

@@ -1,21 +1,28 @@
 import type { AuthInfo } from "@modelcontextprotocol/sdk/server/auth/types.js";
 import type { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
-import type { CallToolResult } from "@modelcontextprotocol/sdk/types.js";
+import type { RequestHandlerExtra } from "@modelcontextprotocol/sdk/shared/protocol.js";
+import type { CallToolResult, ServerNotification, ServerRequest } from "@modelcontextprotocol/sdk/types.js";
 import * as z from "zod";
+import { auditedClient } from "../src/audit/client.js";
+import type { Actor } from "../src/audit/events.js";
 import { principalOf } from "../src/auth/auth-info.js";
 import type { Authorizer, CallRequest } from "../src/auth/authorizer.js";
 import type { Permission, Principal } from "../src/auth/principal.js";
 import type { Clock } from "../src/clock.js";
+import type { DeliverySettings } from "../src/delivery/policy.js";
 import { AppError, toAppError } from "../src/errors.js";
 import { newErrorReference } from "../src/keys/ids.js";
 import type { Logger } from "../src/log.js";
 import type { KeyRepository } from "../src/store/repository.js";
+import { confirmationFor, type Confirm } from "./confirm.js";
 import { tokenField } from "./schemas.js";
 
 /** What the tools act through. */
 export interface ToolServices {
   repository: KeyRepository;
   authorizer: Authorizer;
+  /** How new keys are handed over (the operator's delivery settings). */
+  delivery: DeliverySettings;
 }
 
 /**
@@ -47,9 +54,14 @@ export interface ToolRegistration {
 
 export interface ToolContext {
   principal: Principal;
+  /** Who acts, as the audit log records it: the principal and the MCP client the call came through. */
+  actor: Actor;
   repository: KeyRepository;
+  delivery: DeliverySettings;
   /** One reading of the clock per call. */
   now: number;
+  /** Asks the user to confirm, when the client declared elicitation; absent otherwise. */
+  confirm?: Confirm;
 }
 
 export interface ToolReply<Output> {
@@ -84,12 +96,14 @@ export function defineTool<Input extends z.ZodRawShape, Output extends z.ZodRawS
   const outputSchema = z.object(spec.output);
 
   const register = (server: McpServer, deps: ToolDeps) => {
-    const handle = async (args: Record<string, unknown>, extra: { authInfo?: AuthInfo }): Promise<CallToolResult> => {
+    const handle = async (args: Record<string, unknown>, extra: RequestHandlerExtra<ServerRequest, ServerNotification>): Promise<CallToolResult> => {
       const started = performance.now();
       // The token is split off here so that nothing downstream can log or store it.
       const { token, ...input } = args as { token?: string } & Record<string, unknown>;
       let keyId = typeof input.key_id === "string" ? input.key_id : undefined;
       let principal: Principal | undefined;
+      // What this connection's client declared in `initialize`; null on a server that saw none.
+      const client = auditedClient(server.server.getClientVersion());
       let outcome = "OK";
       try {
         const services = deps.services;
@@ -98,11 +112,15 @@ export function defineTool<Input extends z.ZodRawShape, Output extends z.ZodRawS
           permission: spec.permission,
           tool: spec.name,
           keyId,
+          client,
         });
         const reply = await spec.run(input as z.output<z.ZodObject<Input>>, {
           principal,
+          actor: { tenantId: principal.tenantId, subject: principal.subject, client },
           repository: services.repository,
+          delivery: services.delivery,
           now: deps.clock(),
+          confirm: confirmationFor(server, extra, (error) => deps.logger.warn("confirmation_failed", { tool: spec.name, error })),
         });
         keyId ??= reply.keyId;
         const json = JSON.stringify(reply.output);
@@ -125,6 +143,7 @@ export function defineTool<Input extends z.ZodRawShape, Output extends z.ZodRawS
           tenant: principal?.tenantId,
           subject: principal?.subject,
           key_id: keyId,
+          client: client && `${client.name}/${client.version}`,
         });
       }
     };

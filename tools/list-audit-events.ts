@@ -30,6 +30,10 @@ const auditEventSchema = z.object({
     z.record(z.string(), z.object({ from: changeValue, to: changeValue })),
     "Nothing changed: a denied call.",
   ).describe("Each changed field with its old and new value; never a secret."),
+  client: nullable(
+    z.object({ name: z.string(), version: z.string() }),
+    "Not known: the event predates client recording, or the call came through a server that never saw the client's initialize.",
+  ).describe("The MCP client (the assistant's app) the call came through, as it named itself: which assistant acted, beside actor (who)."),
 });
 
 /** V4: the merchant's audit trail, newest first. */
@@ -75,6 +79,7 @@ export const registerListAuditEventsTool = defineTool({
           outcome: event.outcome,
           reason: event.reason,
           changes: event.changes,
+          client: event.client,
         })),
         next_cursor: page.nextCursor,
       },

@@ -25,7 +25,7 @@ export const registerUpdateApiKeyTool = defineTool({
   },
   output: { key: keyViewSchema },
   annotations: { readOnlyHint: false, destructiveHint: false, idempotentHint: true },
-  async run(args, { principal, repository, now }) {
+  async run(args, { actor, repository, now }) {
     if (args.name === undefined && args.description === undefined && args.expiration === undefined && args.scopes === undefined) {
       throw new AppError("ERR_VALIDATION", "Nothing to update: pass at least one of name, description, expiration or scopes.");
     }
@@ -36,7 +36,7 @@ export const registerUpdateApiKeyTool = defineTool({
     if (args.expiration !== undefined) patch.expiresAt = resolveExpiration(args.expiration, now);
     if (args.scopes !== undefined) patch.scopes = args.scopes;
 
-    const result = await repository.updateKey(principal, args.key_id, patch, now);
+    const result = await repository.updateKey(actor, args.key_id, patch, now);
     if (!result.ok && result.reason === "NOT_FOUND") throw keyNotFound(args.key_id);
     if (!result.ok && result.reason === "ROTATED") {
       throw new AppError(

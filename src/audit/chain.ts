@@ -18,6 +18,9 @@ export interface ChainedRow {
   tool: string | null;
   reason: string | null;
   changes: string | null;
+  /** The MCP client, both null when unknown (and absent from rows read before the columns existed). */
+  client_name?: string | null;
+  client_version?: string | null;
 }
 
 /** An audit row as stored: the chained columns, its position, its two hashes and how they were made. */
@@ -29,9 +32,13 @@ export type StoredRow = ChainedRow & { seq: number; prev_hash: string; hash: str
  * outside the database) the hash is an HMAC: someone who can write the database can no longer
  * recompute a chain that verifies. Cutting rows off the end shows only against a head hash kept
  * elsewhere (`audit verify --expect-head`).
+ *
+ * Columns added later join the hashed content only when they hold a value, so rows written
+ * before them keep their hashes, while a value put into such a column afterwards, or taken out,
+ * breaks the chain like any other change.
  */
 export function auditHash(prevHash: string, row: ChainedRow, auditKey?: Uint8Array): string {
-  const content = `${prevHash}\n${JSON.stringify([
+  const fields: unknown[] = [
     row.event_id,
     row.occurred_at,
     row.action,
@@ -42,7 +49,11 @@ export function auditHash(prevHash: string, row: ChainedRow, auditKey?: Uint8Arr
     row.tool,
     row.reason,
     row.changes,
-  ])}`;
+  ];
+  const clientName = row.client_name ?? null;
+  const clientVersion = row.client_version ?? null;
+  if (clientName !== null || clientVersion !== null) fields.push(clientName, clientVersion);
+  const content = `${prevHash}\n${JSON.stringify(fields)}`;
   return auditKey ? createHmac("sha256", auditKey).update(content).digest("hex") : hash("sha256", content, "hex");
 }
 

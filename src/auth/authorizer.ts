@@ -1,7 +1,7 @@
 import type { Clock } from "../clock.js";
 import { AppError, type ErrorCode } from "../errors.js";
 import type { Logger } from "../log.js";
-import type { Denial } from "../audit/events.js";
+import type { ClientInfo, Denial } from "../audit/events.js";
 import { principalFromClaims, type Permission, type Principal, type PrincipalOptions } from "./principal.js";
 import { RateLimiter, type Admission } from "./rate-limit.js";
 import type { VerifyToken } from "./verifier.js";
@@ -12,17 +12,21 @@ export interface CallRequest {
   tool: string;
   /** The key the call is about, recorded with a denial. */
   keyId?: string;
+  /** The MCP client the call came through, recorded with a denial. */
+  client?: ClientInfo | null;
 }
 
 /** An attempt to authenticate: who tries (for the failure limit), and what a denial records. */
 export interface AuthenticationAttempt {
-  /** The client the failure limit is kept for: an address over HTTP, the one local client on stdio. */
-  client: string;
+  /** Where the attempt comes from, for the failure limit: a client address over HTTP, the one local client on stdio. */
+  address: string;
   tool: string;
   keyId?: string;
+  /** The MCP client the call came through, when known, recorded with a denial. */
+  client?: ClientInfo | null;
 }
 
-/** The one client of a stdio server: whoever started it. */
+/** The one client address of a stdio server: whoever started it. */
 export const LOCAL_CLIENT = "local";
 
 export interface AuthorizerOptions extends PrincipalOptions {
@@ -76,31 +80,31 @@ export class Authorizer {
 
   /** The whole check for one call on stdio, whose one client is {@link LOCAL_CLIENT}. */
   async authorize(token: () => Promise<string>, call: CallRequest): Promise<Principal> {
-    const principal = await this.authenticate(token, { client: LOCAL_CLIENT, tool: call.tool, keyId: call.keyId });
+    const principal = await this.authenticate(token, { address: LOCAL_CLIENT, tool: call.tool, keyId: call.keyId, client: call.client });
     return this.admit(principal, call);
   }
 
   /**
    * Verifies the token `token()` yields (it throws ERR_AUTH_MISSING when there is none) and maps
-   * it to a principal. A failure counts against `attempt.client`; past the limit it answers
+   * it to a principal. A failure counts against `attempt.address`; past the limit it answers
    * ERR_RATE_LIMITED instead, unaudited. Failures are limited per client so that one client
    * cannot lock out the others.
    */
   async authenticate(token: () => Promise<string>, attempt: AuthenticationAttempt): Promise<Principal> {
     const authentication = await this.#authenticate(token);
     if (authentication.ok) return authentication.principal;
-    const admission = this.#limiters.failures.take(attempt.client);
+    const admission = this.#limiters.failures.take(attempt.address);
     if (!admission.ok) throw tooManyFailures(admission.retryAfterSeconds);
     await this.#audit(attempt, authentication.error.code, null, authentication.actor);
     throw authentication.error;
   }
 
   /**
-   * How long `client` must wait before its failures are admitted again (0: it may try now). Lets
-   * a transport refuse a client over its limit before spending any work on its token.
+   * How long `address` must wait before its failures are admitted again (0: it may try now).
+   * Lets a transport refuse a client over its limit before spending any work on its token.
    */
-  failureBackoffSeconds(client: string): number {
-    const admission: Admission = this.#limiters.failures.peek(client);
+  failureBackoffSeconds(address: string): number {
+    const admission: Admission = this.#limiters.failures.peek(address);
     return admission.ok ? 0 : admission.retryAfterSeconds;
   }
 
@@ -164,9 +168,14 @@ export class Authorizer {
     return result;
   }
 
-  async #audit(request: { tool: string; keyId?: string; client?: string }, reason: ErrorCode, tenantId: string | null, actor: string | null): Promise<void> {
-    // Bounded per caller: the user when the token names one, else the client it came from.
-    const caller = actor !== null ? `${tenantId ?? ""}\u0000${actor}` : `\u0001${request.client ?? ""}`;
+  async #audit(
+    request: { tool: string; keyId?: string; address?: string; client?: ClientInfo | null },
+    reason: ErrorCode,
+    tenantId: string | null,
+    actor: string | null,
+  ): Promise<void> {
+    // Bounded per caller: the user when the token names one, else the address it came from.
+    const caller = actor !== null ? `${tenantId ?? ""}\u0000${actor}` : `\u0001${request.address ?? ""}`;
     const omitted = this.#omitted.get(caller) ?? 0;
     if (!this.#denials.take(caller).ok) {
       this.#omitted.delete(caller);
@@ -177,7 +186,7 @@ export class Authorizer {
     this.#omitted.delete(caller);
     try {
       const at = this.#options.clock();
-      await this.#options.recordDenial({ tool: request.tool, reason, tenantId, actor, keyId: request.keyId ?? null, at, ...(omitted ? { omitted } : {}) });
+      await this.#options.recordDenial({ tool: request.tool, reason, tenantId, actor, keyId: request.keyId ?? null, at, client: request.client ?? null, ...(omitted ? { omitted } : {}) });
     } catch (error) {
       // The caller gets the denial either way; a lost audit row must at least reach the log.
       this.#options.logger.error("audit_write_failed", { tool: request.tool, reason, omitted, error });

@@ -6,7 +6,7 @@ import { verifyPostgresAuditChain } from "../store/postgres/audit.js";
 import { createPool } from "../store/postgres/pool.js";
 import { verifySqliteAuditChain } from "../store/sqlite/audit-chain.js";
 import { checkSchemaVersion } from "../store/sqlite/migrate.js";
-import { scaleAndHardening } from "../store/sqlite/migrations/030-scale-and-hardening.js";
+import { MIGRATIONS } from "../store/sqlite/migrations/index.js";
 import type { Io } from "./io.js";
 
 const AUDIT_HELP = `Usage: api-keys-mcp audit verify [--db <path> | --database-url <url>] [--expect-head <hash>]
@@ -92,7 +92,7 @@ export async function auditCommand(args: string[], io: Io): Promise<number> {
       return fail(`cannot open ${path}: ${(error as Error).message}`);
     }
     try {
-      if (checkSchemaVersion(db) < scaleAndHardening.version) return fail(`${path} has an older schema; start the server once to upgrade it`);
+      if (checkSchemaVersion(db) < MIGRATIONS.at(-1)!.version) return fail(`${path} has an older schema; start the server once to upgrade it`);
       result = verifySqliteAuditChain(db, options);
     } catch (error) {
       return fail((error as Error).message);

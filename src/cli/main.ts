@@ -1,4 +1,5 @@
 import { auditCommand } from "./audit.js";
+import { decryptCommand } from "./decrypt.js";
 import type { Io } from "./io.js";
 import { serve } from "./serve.js";
 import { mintToken } from "./token.js";
@@ -6,12 +7,13 @@ import { mintToken } from "./token.js";
 const MAIN_HELP = `api-keys-mcp: an MCP server through which AI assistants manage a merchant's API keys.
 
 Usage:
-  api-keys-mcp [serve]          run the MCP server on stdio (what an MCP host starts)
-  api-keys-mcp serve --http     run it over Streamable HTTP, for remote clients
-  api-keys-mcp token [options]  mint a token signed with the configured HMAC secret
-  api-keys-mcp audit verify     check the audit log's hash chain
-  api-keys-mcp <command> --help help for a command
-  api-keys-mcp --version        print the version
+  api-keys-mcp [serve]            run the MCP server on stdio (what an MCP host starts)
+  api-keys-mcp serve --http       run it over Streamable HTTP, for remote clients
+  api-keys-mcp token [options]    mint a token signed with the configured HMAC secret
+  api-keys-mcp audit verify       check the audit log's hash chain
+  api-keys-mcp decrypt --key <f>  open a key delivered encrypted to you (encrypt_to)
+  api-keys-mcp <command> --help   help for a command
+  api-keys-mcp --version          print the version
 
 Configuration is by environment variables (API_KEYS_MCP_*); exactly one verification key:
   API_KEYS_MCP_JWT_SECRET, API_KEYS_MCP_JWT_PUBLIC_KEY or API_KEYS_MCP_JWKS_URL
@@ -56,6 +58,7 @@ export async function main(argv: string[], io: Io): Promise<number | undefined> 
   }
   if (first === "token") return mintToken(rest, io);
   if (first === "audit") return auditCommand(rest, io);
+  if (first === "decrypt") return decryptCommand(rest, io);
   if (first === undefined || first === "serve") {
     const options = first === undefined ? [] : rest;
     if (options.includes("--help") || options.includes("-h")) {

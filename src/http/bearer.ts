@@ -41,9 +41,9 @@ const TOKEN_REFUSALS: ReadonlySet<ErrorCode> = new Set(["ERR_AUTH_INVALID", "ERR
 export function bearerAuth(options: BearerOptions): RequestHandler {
   const { authorizer, resourceMetadataUrl } = options;
   return (req, res, next) => {
-    const client = clientKey(req);
-    const attempt: AuthenticationAttempt = { client, ...describeRequest(req.body, options.permissions) };
-    const wait = authorizer.failureBackoffSeconds(client);
+    const address = clientKey(req);
+    const attempt: AuthenticationAttempt = { address, ...describeRequest(req.body, options.permissions) };
+    const wait = authorizer.failureBackoffSeconds(address);
     if (wait > 0) return tooManyFailures(res, wait);
 
     if (req.headers.authorization === undefined) {
@@ -51,7 +51,7 @@ export function bearerAuth(options: BearerOptions): RequestHandler {
         () => next(new Error("a request without a token was authenticated")),
         (error: unknown) => {
           if (error instanceof AppError && error.code === "ERR_RATE_LIMITED") {
-            return tooManyFailures(res, Math.max(1, authorizer.failureBackoffSeconds(client)));
+            return tooManyFailures(res, Math.max(1, authorizer.failureBackoffSeconds(address)));
           }
           refuse(res, 401, "Authentication required: send the user's token in the Authorization header (Bearer).", {
             "WWW-Authenticate": `Bearer resource_metadata="${resourceMetadataUrl}"`,

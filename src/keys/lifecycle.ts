@@ -46,6 +46,8 @@ export function planCreate(actor: Actor, key: NewKey, now: number, rotatedFrom: 
     expires_at: { from: null, to: toIso(key.expiresAt) },
     scopes: { from: null, to: key.scopes },
   };
+  // The method only, never what was delivered.
+  if (key.delivery !== undefined) changes.delivery = { from: null, to: key.delivery };
   return { record, audit: success(actor, "api_key.created", key.keyId, changes) };
 }
 
@@ -136,6 +138,7 @@ export function planRotation(actor: Actor, old: KeyRecord | undefined, rotation:
     hashVersion: rotation.hashVersion,
     expiresAt: rotation.expiresAt !== undefined ? rotation.expiresAt : lifetime === null ? null : now + lifetime,
     scopes: rotation.scopes ?? old.scopes,
+    delivery: rotation.delivery,
   };
   const retiresAt = old.expiresAt === null ? now + rotation.graceMs : Math.min(old.expiresAt, now + rotation.graceMs);
   const key = planCreate(actor, replacement, now, old.keyId).record;
@@ -144,7 +147,13 @@ export function planRotation(actor: Actor, old: KeyRecord | undefined, rotation:
     expires_at: { from: toIso(old.expiresAt), to: toIso(retiresAt) },
     replacement: {
       from: null,
-      to: { key_id: key.keyId, prefix: key.prefix, expires_at: toIso(key.expiresAt), scopes: key.scopes },
+      to: {
+        key_id: key.keyId,
+        prefix: key.prefix,
+        expires_at: toIso(key.expiresAt),
+        scopes: key.scopes,
+        ...(rotation.delivery !== undefined && { delivery: rotation.delivery }),
+      },
     },
   };
   return {
@@ -163,5 +172,5 @@ function endsNoLater(next: number | null, current: number | null): boolean {
 }
 
 function success(actor: Actor, action: AuditEntry["action"], keyId: string, changes: Changes): AuditEntry {
-  return { action, outcome: "success", tenantId: actor.tenantId, actor: actor.subject, keyId, changes };
+  return { action, outcome: "success", tenantId: actor.tenantId, actor: actor.subject, keyId, changes, client: actor.client ?? null };
 }

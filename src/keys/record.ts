@@ -23,6 +23,10 @@ export interface KeyRecord {
   rotatedTo: string | null;
 }
 
+/** How a new key's plaintext was handed over: in the result, in a file, or encrypted to the caller. */
+export const DELIVERY_METHODS = ["inline", "file", "encrypt_to"] as const;
+export type DeliveryMethod = (typeof DELIVERY_METHODS)[number];
+
 /** What a backend stores for a new key: everything but what it derives (times, usage, links). */
 export interface NewKey {
   keyId: string;
@@ -35,6 +39,8 @@ export interface NewKey {
   hashVersion: number;
   expiresAt: number | null;
   scopes: string[];
+  /** How the plaintext is handed over: recorded in the audit event, not stored with the key. */
+  delivery?: DeliveryMethod;
 }
 
 /** Fields to change; an absent field is left alone, `null` clears (description) or means never (expiresAt). */
@@ -57,4 +63,6 @@ export interface Rotation {
   expiresAt?: number | null;
   /** The new key's scopes; `undefined` copies the old key's. */
   scopes?: string[];
+  /** How the new plaintext is handed over: recorded in the audit event only. */
+  delivery?: DeliveryMethod;
 }

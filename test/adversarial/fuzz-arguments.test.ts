@@ -1,4 +1,5 @@
 import fc from "fast-check";
+import { exportJWK, generateKeyPair } from "jose";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { BASE62_ALPHABET, checksum } from "../../src/keys/format.js";
 import { SCOPE_PATTERN } from "../../src/keys/scopes.js";
@@ -53,6 +54,9 @@ interface Fixtures {
   secrets: string[];
   keyCursor: string;
   auditCursor: string;
+  /** A public JWK to encrypt to, and its private half as a model might wrongly send it. */
+  recipient: Record<string, unknown>;
+  privateRecipient: Record<string, unknown>;
 }
 
 // Values of every kind: right and wrong types, boundaries, odd text, and fast-check's anything().
@@ -98,11 +102,11 @@ const unknownKey = fc
 
 /** Fields of each tool, required ones first; every tool also takes `token`. */
 const TOOL_FIELDS: Record<Tool, { required: string[]; optional: string[] }> = {
-  create_api_key: { required: ["name"], optional: ["description", "type", "environment", "expiration", "scopes"] },
+  create_api_key: { required: ["name"], optional: ["description", "type", "environment", "expiration", "scopes", "delivery", "idempotency_key"] },
   list_api_keys: { required: [], optional: ["limit", "cursor", "status", "environment", "type", "expires_within"] },
   get_api_key: { required: ["key_id"], optional: [] },
   update_api_key: { required: ["key_id"], optional: ["name", "description", "expiration", "scopes"] },
-  rotate_api_key: { required: ["key_id", "grace_period"], optional: ["expiration", "scopes"] },
+  rotate_api_key: { required: ["key_id", "grace_period"], optional: ["expiration", "scopes", "delivery", "idempotency_key"] },
   delete_api_key: { required: ["key_id"], optional: [] },
   list_audit_events: { required: [], optional: ["key_id", "action", "since", "limit", "cursor"] },
   verify_api_key: { required: ["api_key"], optional: [] },
@@ -172,6 +176,17 @@ function argumentsFor(tool: Tool, fixtures: Fixtures) {
       fc.oneof({ arbitrary: tampered, weight: 3 }, unknownKey, pasted, anyText, fc.constant("x".repeat(513))),
     ),
     token: fc.oneof(fc.constantFrom(...fixtures.tokens), text, wrongType),
+    // No delivery directory on this server: "file" is refused like any bad delivery.
+    delivery: field(
+      fc.constantFrom("inline", { encrypt_to: fixtures.recipient }),
+      fc.oneof(
+        fc.constantFrom("file", "INLINE", "", { encrypt_to: fixtures.privateRecipient }, { encrypt_to: { kty: "oct", k: "c2VjcmV0" } }),
+        fc.record({ kty: fc.constantFrom("EC", "OKP", "RSA", "oct"), crv: anyText, x: anyText, y: anyText, n: anyText, e: anyText }).map((jwk) => ({ encrypt_to: jwk })),
+        fc.dictionary(fc.string({ maxLength: 8 }), fc.oneof(anyText, wrongType), { maxKeys: 3 }).map((jwk) => ({ encrypt_to: jwk })),
+      ),
+    ),
+    // A few keys, so that repeats (answered as replays) and conflicts both happen.
+    idempotency_key: field(fc.constantFrom("retry-a", "retry-b", "retry-c"), anyText),
   };
   const { required, optional } = TOOL_FIELDS[tool];
   // Required fields are present nine times in ten, optional ones half the time; a token
@@ -243,6 +258,7 @@ describe("property: random arguments to every tool", () => {
       "not.a.jwt",
     ];
     const plaintexts = [...own, rotated.data, verifyOnly, other].map((created) => created.api_key as string);
+    const recipientPair = await generateKeyPair("ECDH-ES+A256KW", { crv: "P-256", extractable: true });
     fixtures = {
       // Not the key rotated away: left alone, it stays the fixture that verifies as EXPIRED.
       ownKeyIds: [...own.slice(0, 3).map((created) => created.key.key_id), rotated.data.key.key_id],
@@ -254,6 +270,8 @@ describe("property: random arguments to every tool", () => {
       secrets: [...plaintexts, ...tokens.slice(0, 4)],
       keyCursor: page.ok ? (page.data.next_cursor as string) : "",
       auditCursor: auditPage.ok ? (auditPage.data.next_cursor as string) : "",
+      recipient: (await exportJWK(recipientPair.publicKey)) as Record<string, unknown>,
+      privateRecipient: (await exportJWK(recipientPair.privateKey)) as Record<string, unknown>,
     };
     expect(fixtures.keyCursor).not.toBe("");
     expect(fixtures.auditCursor).not.toBe("");
@@ -283,7 +301,7 @@ describe("property: random arguments to every tool", () => {
     }
     // No secret other than the one a create or rotate result exists to hand over: any string
     // shaped like a key that is not that one is a leak, whether or not this test knows the key.
-    const handedOver = outcome.ok && (tool === "create_api_key" || tool === "rotate_api_key") ? (outcome.data.api_key as string) : undefined;
+    const handedOver = outcome.ok && (tool === "create_api_key" || tool === "rotate_api_key") ? (outcome.data.api_key as string | undefined) : undefined;
     expect((text.match(KEY_SHAPED) ?? []).filter((found) => found !== handedOver)).toEqual([]);
     for (const token of fixtures.tokens.slice(0, 3)) expect(text.includes(token.split(".")[2]!)).toBe(false);
   }
@@ -291,7 +309,8 @@ describe("property: random arguments to every tool", () => {
   /** Keeps the live lists current: what was handed over, and which key a rotation replaced. */
   function follow(tool: Tool, args: Record<string, unknown>, outcome: CallOutcome): void {
     if (!outcome.ok) return;
-    if (tool === "create_api_key" || tool === "rotate_api_key") fixtures.issued.push(outcome.data.api_key as string);
+    // Inline only: a JWE delivery or a replay hands over no plaintext.
+    if ((tool === "create_api_key" || tool === "rotate_api_key") && typeof outcome.data.api_key === "string") fixtures.issued.push(outcome.data.api_key);
     if (tool === "rotate_api_key") {
       const at = fixtures.rotatable.indexOf(args.key_id as string);
       if (at >= 0) fixtures.rotatable[at] = outcome.data.key.key_id as string;

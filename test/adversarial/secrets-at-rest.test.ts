@@ -1,5 +1,6 @@
-import { existsSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { compactDecrypt, exportJWK, generateKeyPair } from "jose";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { hashApiKey } from "../../src/keys/secret.js";
 import { recordFigures } from "../helpers/figures.js";
@@ -179,5 +180,61 @@ describe("secrets at rest and in logs", () => {
     expect(stderr.filter((line) => line.includes('"msg":"tool_call"')).length).toBe(48);
 
     recordFigures("secrets-at-rest", { keys: plaintexts.length, tokens: 3, files_scanned: 4, stream_lines_scanned: stdout.length + stderr.length, leaks: 0 });
+  }, 60_000);
+
+  it("with API_KEYS_MCP_DELIVERY=file, no key reaches stdout (the model's context), stderr, or the database; each is only in its file or its JWE", async () => {
+    const deliveryDir = join(dir.path, "delivered");
+    mkdirSync(deliveryDir, { mode: 0o700 });
+    const dbPath = join(dir.path, "keys.db");
+    server = spawnRaw({
+      API_KEYS_MCP_JWT_SECRET: TEST_SECRET,
+      API_KEYS_MCP_DB: dbPath,
+      API_KEYS_MCP_LOG_LEVEL: "debug",
+      API_KEYS_MCP_DELIVERY: "file",
+      API_KEYS_MCP_DELIVERY_DIR: deliveryDir,
+      API_KEYS_MCP_TOKEN: await merchantToken("merchant_delivery", "user_delivery"),
+    });
+    const rpc = session(server);
+    await rpc.initialize();
+    const { publicKey, privateKey } = await generateKeyPair("ECDH-ES+A256KW", { crv: "P-256" });
+    const encrypt_to = await exportJWK(publicKey);
+    const plaintexts: string[] = [];
+    const structured = (result: RawToolResult) => result.structuredContent as { key: { key_id: string }; api_key?: string; delivery: { path?: string; jwe?: string } };
+    const take = async (result: RawToolResult) => {
+      const output = structured(result);
+      expect(output.api_key).toBeUndefined();
+      const plaintext = output.delivery.path
+        ? readFileSync(output.delivery.path, "utf8").trimEnd()
+        : new TextDecoder().decode((await compactDecrypt(output.delivery.jwe!, privateKey)).plaintext);
+      expect(plaintext).toMatch(/^(sk|pk)_(test|live)_[0-9A-Za-z]{32}$/);
+      plaintexts.push(plaintext);
+      return output.key.key_id;
+    };
+    const inFile = await take(await rpc.call("create_api_key", { name: "default delivery", environment: "live" }));
+    const sealed = await take(await rpc.call("create_api_key", { name: "sealed", type: "publishable", delivery: { encrypt_to } }));
+    await take(await rpc.call("rotate_api_key", { key_id: inFile, grace_period: "1h", delivery: { encrypt_to } }));
+    await take(await rpc.call("rotate_api_key", { key_id: sealed, grace_period: "1h" }));
+    const refused = await rpc.call("create_api_key", { name: "inline", delivery: "inline" });
+    expect(refused.content[0]!.text).toMatch(/^ERR_VALIDATION: This server does not return keys inline/);
+    for (const plaintext of plaintexts) {
+      const verified = await rpc.call("verify_api_key", { api_key: plaintext });
+      expect((verified.structuredContent as { code: string }).code).toBe("VALID");
+    }
+    await rpc.call("list_audit_events", { limit: 100 });
+    await server.waitForStderr((lines) => lines.filter((line) => line.includes('"msg":"tool_call"')).length >= 10, 5000);
+    server.child.stdin.end();
+    expect(await within(server.exited, 10_000, "exit after stdin closed")).toEqual({ code: 0, signal: null });
+
+    // stdout is what reaches the model: four handovers, and not a character of any key in them or anywhere else.
+    expect(server.stdoutLines.filter((line) => line.includes('"delivery"')).length).toBeGreaterThanOrEqual(4);
+    const database = [dbPath, `${dbPath}-wal`].filter((file) => existsSync(file)).map((file) => readFileSync(file));
+    for (const plaintext of plaintexts) {
+      for (const part of distinctiveParts(plaintext, plaintext.indexOf("_", 3) + 5)) {
+        expect(server.stdoutLines.join("\n").includes(part), "stdout holds part of a key").toBe(false);
+        expect(server.stderrLines.join("\n").includes(part), "stderr holds part of a key").toBe(false);
+        for (const bytes of database) expect(bytes.includes(part), "the database holds part of a key").toBe(false);
+      }
+    }
+    recordFigures("secrets-at-rest-delivery", { keys: plaintexts.length, leaks: 0 });
   }, 60_000);
 });

@@ -207,6 +207,8 @@ describe("denials are audited (S3)", () => {
       tool: denial.tool,
       reason: denial.reason,
       changes: null,
+      client_name: "test-client",
+      client_version: "0.0.0",
       prev_hash: GENESIS_HASH,
       hash: row.hash,
       hash_alg: "sha256",

@@ -5,9 +5,9 @@ export function rows(db: Database.Database, table: "api_keys" | "audit_events" |
   return db.prepare(`SELECT * FROM ${table} ORDER BY ${table === "key_usage" ? "key_seq" : "seq"}`).all() as Record<string, unknown>[];
 }
 
-/** Audit rows other than denials: the ones a failed call must never add. */
+/** Audit rows of changes, without refused calls (denials, declined confirmations): the ones a failed call must never add. */
 export function changeEvents(db: Database.Database): Record<string, unknown>[] {
-  return rows(db, "audit_events").filter((row) => row.action !== "auth.denied");
+  return rows(db, "audit_events").filter((row) => row.outcome === "success");
 }
 
 /** Everything stored in the database, as one string, to search for secrets. */

@@ -4,9 +4,10 @@ import type { Environment, KeyType } from "../../src/keys/format.js";
 import { newKeyId } from "../../src/keys/ids.js";
 import { issueApiKey } from "../../src/keys/secret.js";
 import { GENESIS_HASH, type ChainVerification } from "../../src/audit/chain.js";
-import type { Actor } from "../../src/audit/events.js";
+import type { Actor, ClientInfo } from "../../src/audit/events.js";
+import { fingerprintArguments, IDEMPOTENCY_SWEEP_LIMIT, IDEMPOTENCY_TTL_MS, judgeRetry, type IdempotencyClaim } from "../../src/keys/idempotency.js";
 import type { KeyRecord, NewKey, Rotation } from "../../src/keys/record.js";
-import type { KeyRepository, ListKeysQuery } from "../../src/store/repository.js";
+import type { CreateResult, KeyRepository, ListKeysQuery } from "../../src/store/repository.js";
 import type { TestClock } from "./server.js";
 
 /** 2030-01-01T00:00:00.000Z: a fixed start, so every timestamp below is exact. */
@@ -50,6 +51,8 @@ export interface AuditRow {
   tool: string | null;
   reason: string | null;
   changes: Record<string, { from: unknown; to: unknown }> | null;
+  /** The MCP client the call came through, or null. */
+  client: ClientInfo | null;
   /** S4: the hash of the row before (GENESIS_HASH for the first), and this row's own. */
   prevHash: string;
   hash: string;
@@ -79,7 +82,7 @@ export interface ContractFixture {
   /** Rows in the keys table, of every tenant and status. */
   keyCount(): Promise<number>;
   /** Makes the database refuse every write of that kind until the returned undo is called. */
-  refuse(write: "audit insert" | "key insert" | "key update"): Promise<() => Promise<void>>;
+  refuse(write: "audit insert" | "key insert" | "key update" | "idempotency insert"): Promise<() => Promise<void>>;
   /** Another repository on the same store, as a second process or instance would open it (closed by close()). */
   another(): Promise<KeyRepository>;
   /** The backend's own check of the whole audit chain. */
@@ -87,8 +90,8 @@ export interface ContractFixture {
   close(): Promise<void>;
 }
 
-const ALICE: Actor = { tenantId: "merchant_a", subject: "alice" };
-const MALLORY: Actor = { tenantId: "merchant_b", subject: "mallory" };
+const ALICE: Actor = { tenantId: "merchant_a", subject: "alice", client: null };
+const MALLORY: Actor = { tenantId: "merchant_b", subject: "mallory", client: null };
 
 interface KeyOptions {
   name?: string;
@@ -124,6 +127,12 @@ function newRotation(type: KeyType = "secret", environment: Environment = "test"
   return { keyId: newKeyId(), prefix: issued.prefix, hash: issued.hash, hashVersion: issued.hashVersion, graceMs };
 }
 
+/** The key a create made; fails the test when it made none. */
+function made(result: CreateResult): KeyRecord {
+  if (!result.ok) throw new Error(`expected a new key, got ${result.reason}`);
+  return result.key;
+}
+
 /**
  * The KeyRepository contract, backend-neutral: every backend's test file runs this same suite
  * with a fixture of its own (test/store/repository.test.ts for SQLite,
@@ -147,7 +156,7 @@ export function describeKeyRepositoryContract(backend: string, setup: (options?:
     });
     afterEach(() => f.close());
 
-    const create = (actor: Actor = ALICE, options: KeyOptions = {}) => repo.createKey(actor, newKey(options), clock());
+    const create = async (actor: Actor = ALICE, options: KeyOptions = {}) => made(await repo.createKey(actor, newKey(options), clock()));
     const listIds = async (tenant: string, query: Partial<ListKeysQuery> = {}) =>
       (await repo.listKeys(tenant, { now: clock(), limit: 100, ...query })).keys.map((k) => k.keyId);
 
@@ -161,7 +170,7 @@ export function describeKeyRepositoryContract(backend: string, setup: (options?:
           expiresAt: T0 + 5000,
           scopes: ["payments:read", "refunds:*"],
         });
-        const created = await repo.createKey(ALICE, input, clock());
+        const created = made(await repo.createKey(ALICE, input, clock()));
         const expected: KeyRecord = {
           keyId: input.keyId,
           tenantId: "merchant_a",
@@ -215,6 +224,7 @@ export function describeKeyRepositoryContract(backend: string, setup: (options?:
               expires_at: { from: null, to: iso(T0 + 1000) },
               scopes: { from: null, to: ["payments:read"] },
             },
+            client: null,
             prevHash: GENESIS_HASH,
             hash: expect.stringMatching(SHA256_HEX),
           },
@@ -426,13 +436,15 @@ export function describeKeyRepositoryContract(backend: string, setup: (options?:
       it("walks a rare filter to the end across short pages, with no key lost or repeated", async () => {
         const g = await setup({ listWindowRows: 4 });
         try {
-          const made: KeyRecord[] = [];
-          for (let i = 0; i < 30; i++) made.push(await g.repo.createKey(ALICE, newKey({ environment: i % 5 === 0 ? "live" : "test", expiresAt: i % 4 === 0 ? T0 + 10 : null }), T0));
-          await g.repo.revokeKey(ALICE, made[12]!.keyId, T0);
+          const keys: KeyRecord[] = [];
+          for (let i = 0; i < 30; i++) {
+            keys.push(made(await g.repo.createKey(ALICE, newKey({ environment: i % 5 === 0 ? "live" : "test", expiresAt: i % 4 === 0 ? T0 + 10 : null }), T0)));
+          }
+          await g.repo.revokeKey(ALICE, keys[12]!.keyId, T0);
           const now = T0 + 100;
           // Live and expired: two keys of thirty, found by walking the environment index and
           // checking expiry within windows of four entries.
-          const expected = [made[20]!.keyId, made[0]!.keyId];
+          const expected = [keys[20]!.keyId, keys[0]!.keyId];
           const pages = await walk(async (cursor) => {
             const page = await g.repo.listKeys("merchant_a", { now, limit: 10, environment: "live", status: "expired", ...(cursor ? { cursor } : {}) });
             return { items: page.keys.map((k) => k.keyId), nextCursor: page.nextCursor };
@@ -440,7 +452,7 @@ export function describeKeyRepositoryContract(backend: string, setup: (options?:
           expect(pages.flat()).toEqual(expected);
 
           // Expired keys in the whole tenant: the unrevoked index, expiry checked row by row.
-          const expired = made.filter((k, i) => i % 4 === 0 && i !== 12).map((k) => k.keyId).reverse();
+          const expired = keys.filter((k, i) => i % 4 === 0 && i !== 12).map((k) => k.keyId).reverse();
           const expiredPages = await walk(async (cursor) => {
             const page = await g.repo.listKeys("merchant_a", { now, limit: 2, status: "expired", ...(cursor ? { cursor } : {}) });
             return { items: page.keys.map((k) => k.keyId), nextCursor: page.nextCursor };
@@ -476,7 +488,7 @@ export function describeKeyRepositoryContract(backend: string, setup: (options?:
       it("walks one key's events in windows too, and another tenant's key id finds nothing", async () => {
         const g = await setup({ listWindowRows: 4 });
         try {
-          const key = await g.repo.createKey(ALICE, newKey(), T0);
+          const key = made(await g.repo.createKey(ALICE, newKey(), T0));
           for (let i = 0; i < 9; i++) await g.repo.updateKey(ALICE, key.keyId, { name: `name ${i}` }, T0 + 1 + i);
           const events = await walk(async (cursor) => {
             const page = await g.repo.listAuditEvents("merchant_a", { limit: 3, keyId: key.keyId, ...(cursor ? { cursor } : {}) });
@@ -594,7 +606,7 @@ export function describeKeyRepositoryContract(backend: string, setup: (options?:
       it("applies a change, moves updated_at and writes one audit row with old and new values", async () => {
         const key = await create(ALICE, { name: "old", description: "old note" });
         clock.set(T0 + 5000);
-        const result = await repo.updateKey({ tenantId: "merchant_a", subject: "bob" }, key.keyId, {
+        const result = await repo.updateKey({ tenantId: "merchant_a", subject: "bob", client: null }, key.keyId, {
           name: "new",
           description: null,
           expiresAt: T0 + 86_400_000,
@@ -632,6 +644,7 @@ export function describeKeyRepositoryContract(backend: string, setup: (options?:
             expires_at: { from: null, to: iso(T0 + 86_400_000) },
             scopes: { from: [], to: ["payments:read"] },
           },
+          client: null,
           prevHash: rows[0]!.hash,
           hash: expect.stringMatching(SHA256_HEX),
         });
@@ -686,7 +699,7 @@ export function describeKeyRepositoryContract(backend: string, setup: (options?:
       it("soft-deletes with one audit row, and a second revoke changes nothing", async () => {
         const key = await create();
         clock.set(T0 + 7000);
-        const first = await repo.revokeKey({ tenantId: "merchant_a", subject: "carol" }, key.keyId, clock());
+        const first = await repo.revokeKey({ tenantId: "merchant_a", subject: "carol", client: null }, key.keyId, clock());
         const revoked: KeyRecord = { ...record(key)!, revokedAt: T0 + 7000, updatedAt: T0 + 7000 };
         expect(first.ok && first.changed).toBe(true);
         expect(first.ok && record(first.key)).toEqual(revoked);
@@ -733,6 +746,7 @@ export function describeKeyRepositoryContract(backend: string, setup: (options?:
             tool: "get_api_key",
             reason: "ERR_FORBIDDEN",
             changes: null,
+            client: null,
             prevHash: GENESIS_HASH,
             hash: expect.stringMatching(SHA256_HEX),
           },
@@ -747,6 +761,7 @@ export function describeKeyRepositoryContract(backend: string, setup: (options?:
             tool: "list_api_keys",
             reason: "ERR_AUTH_INVALID",
             changes: null,
+            client: null,
             prevHash: expect.stringMatching(SHA256_HEX),
             hash: expect.stringMatching(SHA256_HEX),
           },
@@ -823,6 +838,182 @@ export function describeKeyRepositoryContract(backend: string, setup: (options?:
       });
     });
 
+    describe("the MCP client next to the subject in every audit event", () => {
+      const CLAUDE: ClientInfo = { name: "claude-code", version: "2.1.0" };
+      const ALICE_IN_CLAUDE: Actor = { ...ALICE, client: CLAUDE };
+
+      it("records the actor's client with each change, lists it, and null where none was known", async () => {
+        const key = made(await repo.createKey(ALICE_IN_CLAUDE, newKey(), clock()));
+        await repo.updateKey(ALICE_IN_CLAUDE, key.keyId, { name: "renamed" }, clock());
+        const rotated = await repo.rotateKey(ALICE_IN_CLAUDE, key.keyId, newRotation(), clock());
+        expect(rotated.ok).toBe(true);
+        await repo.revokeKey({ ...ALICE, client: { name: "cursor", version: "" } }, key.keyId, clock());
+        await repo.recordDenial({ at: clock(), tool: "get_api_key", reason: "ERR_FORBIDDEN", tenantId: "merchant_a", actor: "eve", keyId: null, client: CLAUDE });
+        await create(ALICE);
+        const rows = await f.auditRows();
+        expect(rows.map((row) => [row.action, row.client])).toEqual([
+          ["api_key.created", CLAUDE],
+          ["api_key.updated", CLAUDE],
+          ["api_key.rotated", CLAUDE],
+          ["api_key.revoked", { name: "cursor", version: "" }],
+          ["auth.denied", CLAUDE],
+          ["api_key.created", null],
+        ]);
+        expectChained(rows);
+        const listed = await repo.listAuditEvents("merchant_a", { limit: 10 });
+        expect(listed.events.map((event) => [event.action, event.client])).toEqual(rows.map((row) => [row.action, row.client]).reverse());
+      });
+    });
+
+    describe("declined confirmations", () => {
+      it("record one denied event of their own, with the answer and the client, and change nothing else", async () => {
+        const key = await create(ALICE, { environment: "live" });
+        clock.set(T0 + 1000);
+        const client = { name: "claude-desktop", version: "1.0.0" };
+        await repo.recordDecline({ actor: { ...ALICE, client }, change: "revoke", keyId: key.keyId, answer: "decline", at: clock() });
+        await repo.recordDecline({ actor: ALICE, change: "rotate", keyId: key.keyId, answer: "cancel", at: clock() });
+        expect(record(await repo.getKey("merchant_a", key.keyId))).toEqual(record(key));
+        const rows = await f.auditRows();
+        expect(rows.slice(1)).toEqual([
+          expect.objectContaining({
+            occurredAt: T0 + 1000,
+            action: "api_key.revoke_declined",
+            outcome: "denied",
+            tenantId: "merchant_a",
+            actor: "alice",
+            keyId: key.keyId,
+            tool: "delete_api_key",
+            reason: "ERR_DECLINED",
+            changes: { confirmation: { from: null, to: "decline" } },
+            client,
+          }),
+          expect.objectContaining({
+            action: "api_key.rotate_declined",
+            tool: "rotate_api_key",
+            reason: "ERR_DECLINED",
+            changes: { confirmation: { from: null, to: "cancel" } },
+            client: null,
+          }),
+        ]);
+        expectChained(rows);
+        const listed = await repo.listAuditEvents("merchant_a", { limit: 10, action: "api_key.revoke_declined" });
+        expect(listed.events).toEqual([expect.objectContaining({ keyId: key.keyId, outcome: "denied", reason: "ERR_DECLINED", client })]);
+      });
+    });
+
+    describe("idempotent creates and rotations (retries)", () => {
+      const claim = (key = "retry-1", args: Record<string, unknown> = { name: "checkout" }, tool: IdempotencyClaim["tool"] = "create_api_key"): IdempotencyClaim => ({
+        tool,
+        keyHash: fingerprintArguments(tool, { idempotencyKey: key }),
+        fingerprint: fingerprintArguments(tool, args),
+        delivery: "file",
+      });
+
+      it("records the claim with the key it made, in the actor's tenant, for 24 hours", async () => {
+        const first = claim();
+        const key = made(await repo.createKey(ALICE, newKey(), clock(), first));
+        expect(await repo.findIdempotencyRecord("merchant_a", "create_api_key", first.keyHash)).toEqual({
+          ...first,
+          tenantId: "merchant_a",
+          keyId: key.keyId,
+          createdAt: T0,
+          expiresAt: T0 + IDEMPOTENCY_TTL_MS,
+        });
+        expect(await repo.findIdempotencyRecord("merchant_b", "create_api_key", first.keyHash)).toBeUndefined();
+        expect(await repo.findIdempotencyRecord("merchant_a", "rotate_api_key", first.keyHash)).toBeUndefined();
+      });
+
+      it("answers a claim already held with its record and writes nothing, whether the arguments match or not", async () => {
+        const first = claim();
+        const key = made(await repo.createKey(ALICE, newKey(), clock(), first));
+        const rowsBefore = await f.auditRows();
+        clock.set(T0 + IDEMPOTENCY_TTL_MS - 1);
+        for (const again of [first, claim("retry-1", { name: "other" })]) {
+          const retried = await repo.createKey(ALICE, newKey(), clock(), again);
+          expect(retried).toEqual({ ok: false, reason: "CLAIMED", record: expect.objectContaining({ keyId: key.keyId, fingerprint: first.fingerprint }) });
+          if (!retried.ok) expect(judgeRetry(retried.record, again, clock()).kind).toBe(again === first ? "replay" : "conflict");
+        }
+        expect(await f.keyCount()).toBe(1);
+        expect(await f.auditRows()).toEqual(rowsBefore);
+      });
+
+      it("scopes claims per tenant and per tool", async () => {
+        const shared = claim();
+        made(await repo.createKey(ALICE, newKey(), clock(), shared));
+        made(await repo.createKey(MALLORY, newKey(), clock(), shared));
+        const old = await create(ALICE);
+        const rotated = await repo.rotateKey(ALICE, old.keyId, newRotation(), clock(), { ...shared, tool: "rotate_api_key" });
+        expect(rotated.ok).toBe(true);
+        expect(await f.keyCount()).toBe(4);
+      });
+
+      it("forgets a claim once it expires: the same key then makes a new key and takes the record over", async () => {
+        const first = claim();
+        made(await repo.createKey(ALICE, newKey(), clock(), first));
+        clock.set(T0 + IDEMPOTENCY_TTL_MS);
+        const second = made(await repo.createKey(ALICE, newKey(), clock(), claim("retry-1", { name: "other" })));
+        expect(await repo.findIdempotencyRecord("merchant_a", "create_api_key", first.keyHash)).toMatchObject({
+          keyId: second.keyId,
+          createdAt: T0 + IDEMPOTENCY_TTL_MS,
+          expiresAt: T0 + 2 * IDEMPOTENCY_TTL_MS,
+        });
+      });
+
+      it("judges a rotation's claim before its rules: the retry of a rotation that succeeded is CLAIMED, not ALREADY_ROTATED", async () => {
+        const old = await create(ALICE, { expiresAt: T0 + 86_400_000 });
+        const rotationClaim = claim("rotate-1", { key_id: old.keyId, grace_period: "0" }, "rotate_api_key");
+        const rotated = await repo.rotateKey(ALICE, old.keyId, newRotation(), clock(), rotationClaim);
+        if (!rotated.ok) throw new Error(rotated.reason);
+        expect(await repo.findIdempotencyRecord("merchant_a", "rotate_api_key", rotationClaim.keyHash)).toMatchObject({ keyId: rotated.key.keyId });
+        const again = await repo.rotateKey(ALICE, old.keyId, newRotation(), clock(), rotationClaim);
+        expect(again).toEqual({ ok: false, reason: "CLAIMED", record: expect.objectContaining({ keyId: rotated.key.keyId }) });
+        expect(await f.keyCount()).toBe(2);
+      });
+
+      it("keeps no claim for a rotation that was refused", async () => {
+        const key = await create(ALICE);
+        await repo.revokeKey(ALICE, key.keyId, clock());
+        const refused = claim("rotate-2", { key_id: key.keyId }, "rotate_api_key");
+        expect(await repo.rotateKey(ALICE, key.keyId, newRotation(), clock(), refused)).toEqual({ ok: false, reason: "REVOKED" });
+        expect(await repo.rotateKey(ALICE, newKeyId(), newRotation(), clock(), refused)).toEqual({ ok: false, reason: "NOT_FOUND" });
+        expect(await repo.findIdempotencyRecord("merchant_a", "rotate_api_key", refused.keyHash)).toBeUndefined();
+      });
+
+      it("keeps neither key nor audit row when the claim cannot be recorded", async () => {
+        const undo = await f.refuse("idempotency insert");
+        const input = newKey();
+        await expect(repo.createKey(ALICE, input, clock(), claim())).rejects.toThrow(/forced failure/);
+        const old = await create(ALICE);
+        await expect(repo.rotateKey(ALICE, old.keyId, newRotation(), clock(), claim("r", {}, "rotate_api_key"))).rejects.toThrow(/forced failure/);
+        await undo();
+        expect(await f.keyCount()).toBe(1);
+        expect(await repo.getKey("merchant_a", input.keyId)).toBeUndefined();
+        expect(record(await repo.getKey("merchant_a", old.keyId))).toEqual(record(old));
+        expect((await f.auditRows()).map((row) => row.action)).toEqual(["api_key.created"]);
+        expect(await repo.findIdempotencyRecord("merchant_a", "create_api_key", claim().keyHash)).toBeUndefined();
+      });
+
+      it(`deletes expired claims as keys are written, at most ${IDEMPOTENCY_SWEEP_LIMIT} per write, oldest expiry first`, async () => {
+        const count = IDEMPOTENCY_SWEEP_LIMIT + 20;
+        const claims = Array.from({ length: count }, (_, i) => claim(`sweep-${i}`));
+        for (const [i, each] of claims.entries()) {
+          clock.set(T0 + i);
+          made(await repo.createKey(i % 2 ? ALICE : MALLORY, newKey(), clock(), each));
+        }
+        const present = async () => {
+          const found = await Promise.all(claims.map((each, i) => repo.findIdempotencyRecord(i % 2 ? "merchant_a" : "merchant_b", "create_api_key", each.keyHash)));
+          return found.map((record) => record !== undefined);
+        };
+        clock.set(T0 + IDEMPOTENCY_TTL_MS + count);
+        // A read deletes nothing; a write without a claim sweeps too.
+        expect(await present()).toEqual(claims.map(() => true));
+        await create(ALICE);
+        expect(await present()).toEqual(claims.map((_, i) => i >= IDEMPOTENCY_SWEEP_LIMIT));
+        await create(MALLORY);
+        expect(await present()).toEqual(claims.map(() => false));
+      });
+    });
+
     // The interface promises KeyRecord; a backend's own columns (SQLite's `seq`) should not ride
     // along, or the two backends of H2 return different shapes.
     it("returns records with exactly the KeyRecord fields from every method", async () => {
@@ -846,4 +1037,3 @@ export function describeKeyRepositoryContract(backend: string, setup: (options?:
     });
   });
 }
-

@@ -1,6 +1,7 @@
 import { readFileSync } from "node:fs";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { InMemoryTransport } from "@modelcontextprotocol/sdk/inMemory.js";
+import { ElicitRequestSchema, type ClientCapabilities, type ElicitRequest, type ElicitResult } from "@modelcontextprotocol/sdk/types.js";
 import type Database from "better-sqlite3";
 import { createTokenResolver, readFileHead } from "../../src/auth/token-source.js";
 import { DEFAULT_JWKS_TIMINGS, type JwksTimings } from "../../src/auth/verifier.js";
@@ -61,6 +62,12 @@ export interface TestServerOptions {
   usageFlushMs?: number;
   /** Opens the database (default openDatabase), e.g. with a broken native binding. */
   openDb?: (path: string) => Database.Database;
+  /** How the client names itself in `initialize` (default test-client 0.0.0). */
+  clientInfo?: { name: string; version: string };
+  /** The client's capabilities; `onElicit` adds form elicitation. */
+  capabilities?: ClientCapabilities;
+  /** Answers the server's elicitation requests: the client then declares form elicitation. */
+  onElicit?: (params: ElicitRequest["params"]) => ElicitResult | Promise<ElicitResult>;
 }
 
 /**
@@ -88,7 +95,10 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
   const resolveToken = createTokenResolver({ value: config.token.value, file: config.token.file, readFile: readFileHead });
   const { server, close } = createServer({ services, logger, clock, version: "0.0.0-test", credentials: { from: "argument", resolveToken } });
   const [clientTransport, serverTransport] = InMemoryTransport.createLinkedPair();
-  const client = new Client({ name: "test-client", version: "0.0.0" });
+  const capabilities: ClientCapabilities = { ...options.capabilities, ...(options.onElicit && { elicitation: { form: {} } }) };
+  const client = new Client(options.clientInfo ?? { name: "test-client", version: "0.0.0" }, { capabilities });
+  const onElicit = options.onElicit;
+  if (onElicit) client.setRequestHandler(ElicitRequestSchema, (request) => onElicit(request.params));
   await server.connect(serverTransport);
   await client.connect(clientTransport);
 

@@ -2,7 +2,7 @@ import { describe, expect, it } from "vitest";
 import { planCreate, planRevoke, planRotation, planUpdate } from "../../src/keys/lifecycle.js";
 import type { KeyRecord, NewKey, Rotation } from "../../src/keys/record.js";
 
-const ACTOR = { tenantId: "merchant_a", subject: "alice" };
+const ACTOR = { tenantId: "merchant_a", subject: "alice", client: null };
 const T0 = Date.UTC(2030, 0, 1);
 const HOUR = 3_600_000;
 const iso = (ms: number) => new Date(ms).toISOString();

@@ -15,17 +15,21 @@ import { newKey } from "../helpers/keys.js";
 
 import { runCommand, tempDir } from "../helpers/spawn.js";
 
-const ALICE = { tenantId: "merchant_a", subject: "alice" };
-const BOB = { tenantId: "merchant_b", subject: "bob" };
+const ALICE = { tenantId: "merchant_a", subject: "alice", client: null };
+const BOB = { tenantId: "merchant_b", subject: "bob", client: null };
+/** Alice through an MCP client that named itself: rows 4 and 5 below record it. */
+const ALICE_IN_CLAUDE = { ...ALICE, client: { name: "claude-code", version: "2.1.0" } };
 
 /** Eight audited events of every kind, written through the real repository. */
 async function writeHistory(repository: SqliteKeyRepository): Promise<void> {
-  const one = await repository.createKey(ALICE, newKey("one"), Date.now());
-  const two = await repository.createKey(ALICE, newKey("two"), Date.now());
+  const one = newKey("one");
+  const two = newKey("two");
+  await repository.createKey(ALICE, one, Date.now());
+  await repository.createKey(ALICE, two, Date.now());
   await repository.createKey(BOB, newKey("three"), Date.now());
-  await repository.updateKey(ALICE, one.keyId, { name: "one, renamed", scopes: ["payments:read"] }, Date.now());
+  await repository.updateKey(ALICE_IN_CLAUDE, one.keyId, { name: "one, renamed", scopes: ["payments:read"] }, Date.now());
   const issued = issueApiKey("secret", "test");
-  await repository.rotateKey(ALICE, two.keyId, { keyId: newKeyId(), prefix: issued.prefix, hash: issued.hash, hashVersion: 1, graceMs: 0 }, Date.now());
+  await repository.rotateKey(ALICE_IN_CLAUDE, two.keyId, { keyId: newKeyId(), prefix: issued.prefix, hash: issued.hash, hashVersion: 1, graceMs: 0 }, Date.now());
   await repository.revokeKey(ALICE, one.keyId, Date.now());
   await repository.recordDenial({ at: Date.now(), tool: "create_api_key", reason: "ERR_AUTH_INVALID", tenantId: null, actor: null, keyId: null });
   await repository.recordDenial({ at: Date.now(), tool: "delete_api_key", reason: "ERR_FORBIDDEN", tenantId: "merchant_a", actor: "rita", keyId: one.keyId });
@@ -88,6 +92,10 @@ describe("audit hash chain (S4)", () => {
   it.each([
     ["a changed field", "UPDATE audit_events SET actor = 'mallory' WHERE seq = 4", 4, /content does not match/],
     ["changed changes", `UPDATE audit_events SET changes = '{"name":{"from":"one","to":"x"}}' WHERE seq = 4`, 4, /content does not match/],
+    ["a changed client name", "UPDATE audit_events SET client_name = 'cursor' WHERE seq = 4", 4, /content does not match/],
+    ["a changed client version", "UPDATE audit_events SET client_version = '9.9.9' WHERE seq = 5", 5, /content does not match/],
+    ["a client removed", "UPDATE audit_events SET client_name = NULL, client_version = NULL WHERE seq = 4", 4, /content does not match/],
+    ["a client put on a row written without one", "UPDATE audit_events SET client_name = 'claude-code', client_version = '2.1.0' WHERE seq = 3", 3, /content does not match/],
     ["a deleted row", "DELETE FROM audit_events WHERE seq = 3", 4, /prev_hash/],
     ["a deleted first row", "DELETE FROM audit_events WHERE seq = 1", 2, /prev_hash/],
     ["a replaced hash", "UPDATE audit_events SET hash = (CASE WHEN hash LIKE 'f%' THEN '0' ELSE 'f' END) || substr(hash, 2) WHERE seq = 5", 5, /content does not match/],

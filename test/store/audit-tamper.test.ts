@@ -11,7 +11,7 @@ import { SqliteKeyRepository } from "../../src/store/sqlite/repository.js";
 import { newKey } from "../helpers/keys.js";
 import { tempDir } from "../helpers/spawn.js";
 
-const ALICE = { tenantId: "merchant_a", subject: "alice" };
+const ALICE = { tenantId: "merchant_a", subject: "alice", client: null };
 const AUDIT_KEY = "audit-key-0123456789abcdef-0123456789";
 
 /** `api-keys-mcp audit verify …` in-process, with the environment given. */

@@ -7,7 +7,7 @@ import { SqliteKeyRepository } from "../../src/store/sqlite/repository.js";
 import { newKey } from "../helpers/keys.js";
 import { tempDir } from "../helpers/spawn.js";
 
-const ALICE = { tenantId: "merchant_a", subject: "alice" };
+const ALICE = { tenantId: "merchant_a", subject: "alice", client: null };
 const BUSY_TIMEOUT_MS = 800;
 
 /**
@@ -39,7 +39,9 @@ describe("a write lock held elsewhere", () => {
 
   it("never blocks a read, even with a write and counted uses waiting for the lock", async () => {
     const input = newKey("k");
-    const key = await repository.createKey(ALICE, input, 1);
+    const created = await repository.createKey(ALICE, input, 1);
+    if (!created.ok) throw new Error("not created");
+    const key = created.key;
     repository.recordUsage((await repository.findKeyByHash(input.hash))!, 2);
     lock();
     const waiting = repository.createKey(ALICE, newKey("waiting"), 1).catch((error: unknown) => error);

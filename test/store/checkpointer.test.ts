@@ -44,7 +44,7 @@ describe("WAL checkpoints on a timer", () => {
       expect(db.pragma("wal_autocheckpoint", { simple: true })).toBe(50_000);
       expect(db.pragma("journal_size_limit", { simple: true })).toBe(64 * 1024 * 1024);
       expect(keysInMainFile(path)).toBe(0);
-      for (let i = 0; i < 20; i++) await repository.createKey({ tenantId: "m", subject: "s" }, newKey(`k${i}`), Date.now());
+      for (let i = 0; i < 20; i++) await repository.createKey({ tenantId: "m", subject: "s", client: null }, newKey(`k${i}`), Date.now());
       // Bounded wait for the timer's next rounds: 20 keys are far below the automatic threshold.
       const deadline = Date.now() + 5000;
       while (keysInMainFile(path) < 20 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
@@ -68,12 +68,12 @@ describe("WAL checkpoints on a timer", () => {
     const repository = new SqliteKeyRepository(db, { checkpointEveryMs: 60_000 });
     const sqliteHandles = walHandles();
     try {
-      await repository.createKey({ tenantId: "m", subject: "s" }, newKey("first"), Date.now());
+      await repository.createKey({ tenantId: "m", subject: "s", client: null }, newKey("first"), Date.now());
       // Bounded wait for the pre-flush (every 100 ms) to open the WAL beside SQLite.
       const deadline = Date.now() + 5000;
       while (walHandles() === sqliteHandles && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
       expect(walHandles()).toBe(sqliteHandles + 1);
-      for (let i = 0; i < 50; i++) await repository.createKey({ tenantId: "m", subject: "s" }, newKey(`k${i}`), Date.now());
+      for (let i = 0; i < 50; i++) await repository.createKey({ tenantId: "m", subject: "s", client: null }, newKey(`k${i}`), Date.now());
       expect(db.prepare("SELECT COUNT(*) FROM api_keys").pluck().get()).toBe(51);
     } finally {
       await repository.close();

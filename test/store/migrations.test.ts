@@ -66,13 +66,14 @@ describe("migrations (S1)", () => {
     return db;
   };
 
-  it("knows 010-initial, 020-lifecycle and 030-scale-and-hardening, 30 being the latest schema version", () => {
+  it("knows 010-initial, 020-lifecycle, 030-scale-and-hardening and 040-agent-safety, 40 being the latest schema version", () => {
     expect(MIGRATIONS.map((m) => [m.version, m.name])).toEqual([
       [10, "initial"],
       [20, "lifecycle"],
       [30, "scale-and-hardening"],
+      [40, "agent-safety"],
     ]);
-    expect(LATEST).toBe(30);
+    expect(LATEST).toBe(40);
   });
 
   it("creates the tables, indexes and triggers on a fresh file and records the latest version", () => {
@@ -87,12 +88,14 @@ describe("migrations (S1)", () => {
       ["index", "audit_events_by_action", "audit_events"],
       ["index", "audit_events_by_key", "audit_events"],
       ["index", "audit_events_by_tenant", "audit_events"],
+      ["index", "idempotency_keys_by_expiry", "idempotency_keys"],
       ["index", "sqlite_autoindex_api_keys_1", "api_keys"],
       ["index", "sqlite_autoindex_api_keys_2", "api_keys"],
       ["index", "sqlite_autoindex_audit_events_1", "audit_events"],
       ["index", "sqlite_autoindex_store_meta_1", "store_meta"],
       ["table", "api_keys", "api_keys"],
       ["table", "audit_events", "audit_events"],
+      ["table", "idempotency_keys", "idempotency_keys"],
       ["table", "key_usage", "key_usage"],
       ["table", "store_meta", "store_meta"],
       ["trigger", "audit_events_no_delete", "audit_events"],
@@ -108,6 +111,10 @@ describe("migrations (S1)", () => {
     expect(indexed("audit_events_by_tenant")).toEqual(["tenant_id", "occurred_at", "seq"]);
     expect(indexed("audit_events_by_action")).toEqual(["tenant_id", "action", "occurred_at", "seq"]);
     expect(indexed("audit_events_by_key")).toEqual(["key_id", "occurred_at", "seq"]);
+    expect(indexed("idempotency_keys_by_expiry")).toEqual(["expires_at"]);
+    const columns = (table: string) => (db.pragma(`table_info(${table})`) as { name: string }[]).map((c) => c.name);
+    expect(columns("audit_events")).toEqual(expect.arrayContaining(["client_name", "client_version"]));
+    expect(columns("idempotency_keys")).toEqual(["tenant_id", "tool", "key_hash", "fingerprint", "key_id", "delivery", "created_at", "expires_at"]);
     expect(db.prepare("SELECT length(value) FROM store_meta WHERE name = 'cursor_key'").pluck().get()).toBe(32);
     expect(indexed("sqlite_autoindex_api_keys_1")).toEqual(["key_id"]);
     expect(indexed("sqlite_autoindex_api_keys_2")).toEqual(["key_hash"]);
@@ -117,7 +124,7 @@ describe("migrations (S1)", () => {
   it("is a no-op when run again, in the same connection and on reopening the file", async () => {
     const db = track(openDatabase(file));
     const repo = new SqliteKeyRepository(db);
-    await repo.createKey({ tenantId: "t", subject: "s" }, newKey(1), Date.now());
+    await repo.createKey({ tenantId: "t", subject: "s", client: null }, newKey(1), Date.now());
     const schema = schemaOf(db);
 
     expect(migrate(db)).toEqual({ from: LATEST, to: LATEST });
@@ -215,6 +222,37 @@ describe("migrations (S1)", () => {
     expect(verifySqliteAuditChain(db)).toEqual({ ok: true, rows: 3, head: previous, unkeyed: 3 });
   });
 
+  it("upgrades a phase 3 file in place: its audit rows have no client and keep verifying, new rows record theirs", async () => {
+    const old = track(new Database(file));
+    expect(migrate(old, MIGRATIONS.slice(0, 3))).toEqual({ from: 0, to: 30 });
+    // Rows as version 30 wrote them: chained over the columns it had.
+    let previous = GENESIS_HASH;
+    for (const [n, action] of ["api_key.created", "api_key.revoked"].entries()) {
+      const row = { event_id: `evt_${n}`, occurred_at: 1000 + n, action, outcome: "success", tenant_id: "t", actor: "s", key_id: newKey(1).keyId, tool: null, reason: null, changes: null };
+      const hash = auditHash(previous, row);
+      old.prepare("INSERT INTO audit_events (event_id, occurred_at, action, outcome, tenant_id, actor, key_id, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)")
+        .run(row.event_id, row.occurred_at, row.action, row.outcome, row.tenant_id, row.actor, row.key_id, previous, hash);
+      previous = hash;
+    }
+    old.close();
+
+    const db = track(openDatabase(file));
+    expect(userVersion(db)).toBe(LATEST);
+    expect(db.prepare("SELECT client_name, client_version FROM audit_events ORDER BY seq").raw().all()).toEqual([
+      [null, null],
+      [null, null],
+    ]);
+    const repo = new SqliteKeyRepository(db, { closeDatabase: false });
+    await repo.createKey({ tenantId: "t", subject: "s", client: { name: "claude-code", version: "2.1.0" } }, newKey(2), 3000);
+    await repo.close();
+    expect(db.prepare("SELECT client_name, client_version FROM audit_events ORDER BY seq").raw().all()).toEqual([
+      [null, null],
+      [null, null],
+      ["claude-code", "2.1.0"],
+    ]);
+    expect(verifySqliteAuditChain(db)).toMatchObject({ ok: true, rows: 3 });
+  });
+
   it("rolls a failing step back completely: no half schema, version unchanged", () => {
     const db = track(openDatabase(file));
     const broken = [...MIGRATIONS, { version: NEXT, name: "broken", sql: "CREATE TABLE half_done (x INTEGER); INSERT INTO no_such_table VALUES (1);" }];
@@ -236,7 +274,7 @@ describe("migrations (S1)", () => {
     expect(error.found).toBe(LATEST + 1);
     expect(error.supported).toBe(LATEST);
     expect(error.message).toBe(
-      "the database has schema version 31, newer than this api-keys-mcp supports (30); upgrade api-keys-mcp, or point API_KEYS_MCP_DB at another file",
+      "the database has schema version 41, newer than this api-keys-mcp supports (40); upgrade api-keys-mcp, or point API_KEYS_MCP_DB at another file",
     );
 
     // Nothing of this version's schema was written into the newer file.
@@ -331,7 +369,7 @@ describe("audit table is append-only (S3)", () => {
   beforeEach(async () => {
     db = openDatabase(":memory:");
     const repo = new SqliteKeyRepository(db);
-    await repo.createKey({ tenantId: "t", subject: "s" }, newKey(1), Date.now());
+    await repo.createKey({ tenantId: "t", subject: "s", client: null }, newKey(1), Date.now());
   });
   afterEach(() => db.close());
 
@@ -376,7 +414,7 @@ describe("query plans: every listing walks an index in page order", () => {
       return prepare(source);
     }) as typeof db.prepare;
     repo = new SqliteKeyRepository(db, { listWindowRows: 5 });
-    for (let n = 0; n < 30; n++) await repo.createKey({ tenantId: n % 2 ? "t1" : "t2", subject: "s" }, newKey(n), NOW);
+    for (let n = 0; n < 30; n++) await repo.createKey({ tenantId: n % 2 ? "t1" : "t2", subject: "s", client: null }, newKey(n), NOW);
   });
   afterEach(() => {
     prepared.length = 0;
@@ -422,6 +460,17 @@ describe("query plans: every listing walks an index in page order", () => {
     expect(plans.map((p) => p.plan)).toEqual([
       ["SEARCH k USING INDEX sqlite_autoindex_api_keys_2 (key_hash=?)", "SEARCH u USING INTEGER PRIMARY KEY (rowid=?) LEFT-JOIN"],
     ]);
+  });
+
+  it("finds an idempotency record through its primary key, and deletes expired ones through the expiry index", async () => {
+    const claim = { tool: "create_api_key", keyHash: "a".repeat(64), fingerprint: "b".repeat(64), delivery: "inline" } as const;
+    const plans = await plansOf((fresh) => fresh.findIdempotencyRecord("t1", claim.tool, claim.keyHash), /FROM idempotency_keys WHERE tenant_id/);
+    expect(plans.map((p) => p.plan)).toEqual([["SEARCH idempotency_keys USING PRIMARY KEY (tenant_id=? AND tool=? AND key_hash=?)"]]);
+    const sweep = prepared.filter((source) => /DELETE FROM idempotency_keys/.test(source));
+    expect(sweep).toHaveLength(1);
+    const plan = planOf(sweep[0]!).join("\n");
+    expect(plan).toMatch(/SEARCH idempotency_keys USING (COVERING )?INDEX idempotency_keys_by_expiry \(expires_at<\?\)/);
+    expect(plan).not.toMatch(/\bSCAN\b|TEMP B-TREE/);
   });
 
   const statuses = [undefined, "active", "expired", "revoked", "all"] as const;

@@ -23,6 +23,7 @@ async function sqliteFixture(options: FixtureOptions = {}): Promise<ContractFixt
     "audit insert": "INSERT ON audit_events",
     "key insert": "INSERT ON api_keys",
     "key update": "UPDATE ON api_keys",
+    "idempotency insert": "INSERT ON idempotency_keys",
   } as const;
   let triggers = 0;
   return {
@@ -32,10 +33,17 @@ async function sqliteFixture(options: FixtureOptions = {}): Promise<ContractFixt
       const rows = db
         .prepare(
           `SELECT event_id AS eventId, occurred_at AS occurredAt, action, outcome, tenant_id AS tenantId, actor, key_id AS keyId,
-             tool, reason, changes, prev_hash AS prevHash, hash FROM audit_events ORDER BY seq`,
+             tool, reason, changes, client_name AS clientName, client_version AS clientVersion, prev_hash AS prevHash, hash
+           FROM audit_events ORDER BY seq`,
         )
-        .all() as (Omit<AuditRow, "changes"> & { changes: string | null })[];
-      return rows.map((row) => ({ ...row, changes: row.changes === null ? null : (JSON.parse(row.changes) as AuditRow["changes"]) }));
+        .all() as (Omit<AuditRow, "changes" | "client"> & { changes: string | null; clientName: string | null; clientVersion: string | null })[];
+      return rows.map(({ clientName, clientVersion, prevHash, hash, ...row }) => ({
+        ...row,
+        changes: row.changes === null ? null : (JSON.parse(row.changes) as AuditRow["changes"]),
+        client: clientName === null ? null : { name: clientName, version: clientVersion! },
+        prevHash,
+        hash,
+      }));
     },
     async auditDump() {
       return JSON.stringify(db.prepare("SELECT * FROM audit_events").all());

@@ -1,6 +1,14 @@
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { InMemoryTransport } from "@modelcontextprotocol/sdk/inMemory.js";
+import type { JSONRPCMessage } from "@modelcontextprotocol/sdk/types.js";
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import { createTokenResolver, readFileHead } from "../../src/auth/token-source.js";
+import { AppError } from "../../src/errors.js";
+import { loadConfig } from "../../src/config.js";
+import { createLogger } from "../../src/log.js";
+import { createServer } from "../../src/server.js";
+import { createServices } from "../../src/services.js";
 import { startTestServer, testClock, type TestServer } from "../helpers/server.js";
-import { merchantToken, signToken } from "../helpers/tokens.js";
+import { merchantToken, signToken, TEST_SECRET } from "../helpers/tokens.js";
 
 const START = Date.UTC(2026, 10, 25, 12, 0, 0);
 const iso = (ms: number) => new Date(ms).toISOString();
@@ -129,5 +137,77 @@ describe("list_audit_events (V4)", () => {
     const writer = await signToken({ sub: "w", merchant_id: "merchant_a", scope: "api_keys:write" }, { now: START / 1000 });
     const result = await server.call("list_audit_events", { token: writer });
     expect(result.ok ? "ok" : result.code).toBe("ERR_FORBIDDEN");
+  });
+});
+
+describe("which assistant acted: the MCP client in audit events", () => {
+  it("records the client's initialize name and version with every change and denial, and lists them", async () => {
+    const server = await startTestServer({ clientInfo: { name: "claude-code", version: "2.1.0" } });
+    try {
+      const token = await merchantToken("merchant_c", "carol");
+      const created = await server.call("create_api_key", { name: "one", token });
+      if (!created.ok) throw new Error(created.text);
+      const keyId = created.data.key.key_id as string;
+      await server.call("update_api_key", { key_id: keyId, name: "renamed", token });
+      await server.call("rotate_api_key", { key_id: keyId, grace_period: "0", token });
+      await server.call("delete_api_key", { key_id: keyId, token });
+      await server.call("delete_api_key", { key_id: keyId, token: await merchantToken("merchant_c", "rita", "api_keys:read") });
+      const listed = await server.call("list_audit_events", { token });
+      if (!listed.ok) throw new Error(listed.text);
+      const claude = { name: "claude-code", version: "2.1.0" };
+      expect(listed.data.events.map((event: { action: string; actor: string; client: unknown }) => [event.action, event.actor, event.client])).toEqual([
+        ["auth.denied", "rita", claude],
+        ["api_key.revoked", "carol", claude],
+        ["api_key.rotated", "carol", claude],
+        ["api_key.updated", "carol", claude],
+        ["api_key.created", "carol", claude],
+      ]);
+      const log = server.logs.find((line) => line.msg === "tool_call" && line.tool === "create_api_key");
+      expect(log).toMatchObject({ client: "claude-code/2.1.0" });
+    } finally {
+      await server.close();
+    }
+  });
+
+  it("stores a hostile client name cleaned: no control characters, no secret, bounded", async () => {
+    const planted = "sk_live_" + "A".repeat(32);
+    const server = await startTestServer({ clientInfo: { name: `evil\n{"fake":"line"}\u202E ${planted} ${"x".repeat(5000)}`, version: "1.0" } });
+    try {
+      const token = await merchantToken("merchant_c", "carol");
+      expect((await server.call("create_api_key", { name: "one", token })).ok).toBe(true);
+      const [row] = server.db!.prepare("SELECT client_name, client_version FROM audit_events").all() as { client_name: string; client_version: string }[];
+      expect(row!.client_name).not.toMatch(/[\n\u202E]/);
+      expect(row!.client_name).not.toContain("A".repeat(32));
+      expect(row!.client_name.length).toBeLessThanOrEqual(64);
+      expect(row!.client_version).toBe("1.0");
+    } finally {
+      await server.close();
+    }
+  });
+
+  it("records no client when the server never saw an initialize (as on a server built for one HTTP request)", async () => {
+    const { config, problems } = loadConfig({ env: { API_KEYS_MCP_JWT_SECRET: TEST_SECRET, API_KEYS_MCP_DB: ":memory:" }, platform: "linux", homedir: "/nonexistent", readFile: () => "" });
+    const logger = createLogger({ level: "silent", write: () => {} });
+    const services = createServices({ config, problems, logger, clock: Date.now });
+    const resolveToken = createTokenResolver({ readFile: readFileHead });
+    const { server, close } = createServer({ services, logger, version: "0.0.0-test", credentials: { from: "argument", resolveToken } });
+    const [ours, theirs] = InMemoryTransport.createLinkedPair();
+    const answers: JSONRPCMessage[] = [];
+    ours.onmessage = (message) => void answers.push(message);
+    await server.connect(theirs);
+    await ours.start();
+    try {
+      const token = await merchantToken("merchant_c", "carol");
+      await ours.send({ jsonrpc: "2.0", id: 1, method: "tools/call", params: { name: "create_api_key", arguments: { name: "raw", token } } });
+      await vi.waitFor(() => expect(answers).toHaveLength(1));
+      await ours.send({ jsonrpc: "2.0", id: 2, method: "tools/call", params: { name: "list_audit_events", arguments: { token } } });
+      await vi.waitFor(() => expect(answers).toHaveLength(2));
+      const listed = (answers[1] as unknown as { result: { structuredContent: { events: { action: string; client: unknown }[] } } }).result.structuredContent;
+      expect(listed.events).toEqual([expect.objectContaining({ action: "api_key.created", client: null })]);
+    } finally {
+      await ours.close();
+      await close();
+      if (!(services instanceof AppError)) await services.repository.close();
+    }
   });
 });

@@ -1,7 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { API_KEY_PATTERN, generateApiKey } from "../../src/keys/format.js";
 import { hashApiKey } from "../../src/keys/secret.js";
-import { STORE_NOW_NOTICE } from "../../tools/create-api-key.js";
+import { STORE_NOW_NOTICE } from "../../tools/delivery.js";
 import { changeEvents, dumpDatabase, rows } from "../helpers/db.js";
 import { startTestServer, testClock, type TestServer } from "../helpers/server.js";
 import { merchantToken } from "../helpers/tokens.js";
@@ -73,6 +73,7 @@ describe("key lifecycle through the MCP tools (T1–T5)", () => {
         prefix: { from: null, to: result.data.key.prefix },
         expires_at: { from: null, to: null },
         scopes: { from: null, to: [] },
+        delivery: { from: null, to: "inline" },
       });
     });
 

@@ -206,6 +206,16 @@ describe("tool registration (T)", () => {
     expect(problems).toEqual([]);
   });
 
+  it("tells a model, in the tools that make a key, to prefer delivery by file or encrypt_to", async () => {
+    const { tools } = await server.client.listTools();
+    for (const name of ["create_api_key", "rotate_api_key"]) {
+      const tool = tools.find((each) => each.name === name)!;
+      expect(tool.description).toMatch(/prefer (delivery )?"file".*"encrypt_to"/);
+      expect(tool.description).toMatch(/never enters this conversation/);
+      expect((tool.inputSchema as { properties: Record<string, { description?: string }> }).properties.delivery!.description).toMatch(/Prefer file .* or encrypt_to/);
+    }
+  });
+
   // The SDK client checks structuredContent against the listed output schema (with
   // additionalProperties false) only once it has listed the tools; the calls below come after.
   it("answers every tool, and every kind of audit change, in the shape its published output schema allows", async () => {

@@ -125,7 +125,7 @@ describe("rotate_api_key (V2)", () => {
     expect(JSON.parse(events[1]!.changes as string)).toEqual({
       rotated_to: { from: null, to: result.data.key.key_id },
       expires_at: { from: null, to: iso(START + HOUR) },
-      replacement: { from: null, to: { key_id: result.data.key.key_id, prefix: result.data.key.prefix, expires_at: null, scopes: [] } },
+      replacement: { from: null, to: { key_id: result.data.key.key_id, prefix: result.data.key.prefix, expires_at: null, scopes: [], delivery: "inline" } },
     });
     expect(JSON.stringify(events)).not.toContain(result.data.api_key);
   });

@@ -27,16 +27,35 @@ export async function appendAudit(client: pg.PoolClient, entry: AuditEntry, occu
     tool: entry.tool ?? null,
     reason: entry.reason ?? null,
     changes: entry.changes ? JSON.stringify(entry.changes) : null,
+    client_name: entry.client?.name ?? null,
+    client_version: entry.client?.version ?? null,
   };
   const hash = auditHash(prevHash, row, auditKey);
   await client.query({
     name: "audit_append",
     text: `WITH appended AS (
-             INSERT INTO audit_events (event_id, occurred_at, action, outcome, tenant_id, actor, key_id, tool, reason, changes, prev_hash, hash, hash_alg)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+             INSERT INTO audit_events (event_id, occurred_at, action, outcome, tenant_id, actor, key_id, tool, reason, changes,
+               client_name, client_version, prev_hash, hash, hash_alg)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
            )
-           UPDATE audit_head SET hash = $12 WHERE id = 1`,
-    values: [row.event_id, row.occurred_at, row.action, row.outcome, row.tenant_id, row.actor, row.key_id, row.tool, row.reason, row.changes, prevHash, hash, auditKey ? "hmac-sha256" : "sha256"],
+           UPDATE audit_head SET hash = $14 WHERE id = 1`,
+    values: [
+      row.event_id,
+      row.occurred_at,
+      row.action,
+      row.outcome,
+      row.tenant_id,
+      row.actor,
+      row.key_id,
+      row.tool,
+      row.reason,
+      row.changes,
+      row.client_name,
+      row.client_version,
+      prevHash,
+      hash,
+      auditKey ? "hmac-sha256" : "sha256",
+    ],
   });
 }
 
@@ -54,7 +73,7 @@ interface AuditStatements {
   page: Compiled;
 }
 
-type AuditRow = [number, string, number, string, string | null, string | null, string, string | null, string | null];
+type AuditRow = [number, string, number, string, string | null, string | null, string, string | null, string | null, string | null, string | null];
 
 /** Reads a tenant's audit events, as the SQLite backend does (see planAuditList). */
 export class PostgresAuditQuery {
@@ -101,7 +120,7 @@ export class PostgresAuditQuery {
       next = [floor[0], floor[1] + 1];
     }
     return {
-      events: kept.map(([, eventId, occurredAt, action, keyId, actor, outcome, reason, changes]): AuditRecord => ({
+      events: kept.map(([, eventId, occurredAt, action, keyId, actor, outcome, reason, changes, clientName, clientVersion]): AuditRecord => ({
         eventId,
         occurredAt,
         action: action as AuditAction,
@@ -110,6 +129,7 @@ export class PostgresAuditQuery {
         outcome: outcome as AuditRecord["outcome"],
         reason,
         changes: changes === null ? null : (JSON.parse(changes) as Changes),
+        client: clientName === null ? null : { name: clientName, version: clientVersion ?? "" },
       })),
       nextCursor: next === undefined ? null : cursors.encode("a", tenantId, next),
     };
@@ -124,7 +144,7 @@ export class PostgresAuditQuery {
       const page = (bounded: boolean, name: string) =>
         compile(
           `audit_${name}`,
-          `SELECT seq, event_id, occurred_at, action, key_id, actor, outcome, reason, changes FROM audit_events
+          `SELECT seq, event_id, occurred_at, action, key_id, actor, outcome, reason, changes, client_name, client_version FROM audit_events
            WHERE ${[...range, ...residual, ...(bounded ? [ABOVE_FLOOR] : [])].join(" AND ")}
            ORDER BY occurred_at DESC, seq DESC LIMIT @limit`,
         );
@@ -151,7 +171,7 @@ export async function verifyPostgresAuditChain(pool: pg.Pool, options: VerifyCha
   let after = 0;
   for (;;) {
     const { rows } = await pool.query<StoredRow>(
-      `SELECT seq, event_id, occurred_at, action, outcome, tenant_id, actor, key_id, tool, reason, changes, prev_hash, hash, hash_alg
+      `SELECT seq, event_id, occurred_at, action, outcome, tenant_id, actor, key_id, tool, reason, changes, client_name, client_version, prev_hash, hash, hash_alg
        FROM audit_events WHERE seq > $1 ORDER BY seq LIMIT $2`,
       [after, VERIFY_BATCH_ROWS],
     );

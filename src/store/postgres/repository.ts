@@ -1,11 +1,19 @@
 import type pg from "pg";
-import { denialEntry, type Actor, type Denial } from "../../audit/events.js";
+import { declineEntry, denialEntry, type Actor, type Decline, type Denial } from "../../audit/events.js";
+import {
+  IDEMPOTENCY_SWEEP_LIMIT,
+  judgeRetry,
+  recordClaim,
+  type IdempotencyClaim,
+  type IdempotencyRecord,
+  type IdempotentTool,
+} from "../../keys/idempotency.js";
 import { planCreate, planRevoke, planRotation, planUpdate } from "../../keys/lifecycle.js";
 import type { KeyPatch, KeyRecord, NewKey, Rotation } from "../../keys/record.js";
 import { createCursorCodec, type CursorCodec } from "../cursor.js";
 import { KEY_FROM_WITH_USAGE, KEY_SELECT, keyFromRow, rowSeq, type KeyRow } from "../key-row.js";
 import { keyPlanShape, LIST_WINDOW_ROWS, planKeyList, type KeyListPlan, type KeyWalk } from "../list-plan.js";
-import type { AuditPage, KeyPage, KeyRepository, ListAuditQuery, ListKeysQuery, MutationResult, RotationResult } from "../repository.js";
+import type { AuditPage, Claimed, CreateResult, KeyPage, KeyRepository, ListAuditQuery, ListKeysQuery, MutationResult, RotationResult } from "../repository.js";
 import { UsageBatcher, type UsageDelta } from "../usage-batcher.js";
 import { appendAudit, PostgresAuditQuery } from "./audit.js";
 import { migratePostgres } from "./migrate.js";
@@ -27,6 +35,12 @@ const EXPIRY_CONDITIONS = {
 } as const;
 
 const SELECT_KEY = `${KEY_SELECT} FROM ${KEY_FROM_WITH_USAGE} WHERE k.key_id = $1 AND k.tenant_id = $2`;
+
+const SELECT_CLAIM = `SELECT tenant_id AS "tenantId", tool, key_hash AS "keyHash", fingerprint, key_id AS "keyId", delivery,
+  created_at AS "createdAt", expires_at AS "expiresAt" FROM idempotency_keys WHERE tenant_id = $1 AND tool = $2 AND key_hash = $3`;
+
+/** The advisory lock space of idempotency claims (the two-key form, apart from the migration lock's). */
+const CLAIM_LOCK_SPACE = 0x69646d70; // "idmp"
 
 export interface PostgresRepositoryOptions {
   /** How often counted key uses are written (default 1000 ms). */
@@ -99,12 +113,15 @@ export class PostgresKeyRepository implements KeyRepository {
     return this.#ready;
   }
 
-  async createKey(actor: Actor, key: NewKey, now: number): Promise<KeyRecord> {
-    return this.#write(async (client) => {
+  async createKey(actor: Actor, key: NewKey, now: number, idempotency?: IdempotencyClaim): Promise<CreateResult> {
+    return this.#write(async (client): Promise<CreateResult> => {
+      const claimed = idempotency && (await this.#claimed(client, actor.tenantId, idempotency, now));
+      if (claimed) return claimed;
       const { record, audit } = planCreate(actor, key, now);
       await this.#insert(client, record, key);
+      await this.#afterKeyWrite(client, actor.tenantId, idempotency, record.keyId, now);
       await appendAudit(client, audit, now, this.#options.auditKey);
-      return record;
+      return { ok: true, key: record };
     });
   }
 
@@ -178,8 +195,10 @@ export class PostgresKeyRepository implements KeyRepository {
     });
   }
 
-  async rotateKey(actor: Actor, keyId: string, rotation: Rotation, now: number): Promise<RotationResult> {
+  async rotateKey(actor: Actor, keyId: string, rotation: Rotation, now: number, idempotency?: IdempotencyClaim): Promise<RotationResult> {
     return this.#write(async (client): Promise<RotationResult> => {
+      const claimed = idempotency && (await this.#claimed(client, actor.tenantId, idempotency, now));
+      if (claimed) return claimed;
       const plan = planRotation(actor, await this.#lockKey(client, actor.tenantId, keyId), rotation, now);
       if (!plan.ok) return plan as RotationResult;
       await this.#insert(client, plan.key, plan.replacement);
@@ -188,9 +207,20 @@ export class PostgresKeyRepository implements KeyRepository {
         text: "UPDATE api_keys SET expires_at = $1, rotated_to = $2, updated_at = $3 WHERE key_id = $4",
         values: [plan.previous.expiresAt, plan.key.keyId, now, keyId],
       });
+      await this.#afterKeyWrite(client, actor.tenantId, idempotency, plan.key.keyId, now);
       await appendAudit(client, plan.audit, now, this.#options.auditKey);
       return { ok: true, key: plan.key, previous: plan.previous };
     });
+  }
+
+  async findIdempotencyRecord(tenantId: string, tool: IdempotentTool, keyHash: string): Promise<IdempotencyRecord | undefined> {
+    await this.ready();
+    const { rows } = await readWithRetry(
+      this.#pool,
+      () => this.#pool.query<IdempotencyRecord>({ name: "claim_get", text: SELECT_CLAIM, values: [tenantId, tool, keyHash] }),
+      this.#busyTimeoutMs,
+    );
+    return rows[0];
   }
 
   async findKeyByHash(hash: string): Promise<KeyRecord | undefined> {
@@ -233,6 +263,10 @@ export class PostgresKeyRepository implements KeyRepository {
     await this.#write((client) => appendAudit(client, denialEntry(denial), denial.at, this.#options.auditKey));
   }
 
+  async recordDecline(decline: Decline): Promise<void> {
+    await this.#write((client) => appendAudit(client, declineEntry(decline), decline.at, this.#options.auditKey));
+  }
+
   /** Writes counted uses, then ends the pool (unless it was lent). */
   async close(): Promise<void> {
     if (this.#closed) return;
@@ -244,6 +278,43 @@ export class PostgresKeyRepository implements KeyRepository {
   async #write<T>(work: (client: pg.PoolClient) => Promise<T>): Promise<T> {
     await this.ready();
     return inTransaction(this.#pool, work, this.#busyTimeoutMs);
+  }
+
+  /**
+   * The stored record a claim meets, when it is not fresh (see judgeRetry). Calls with the same
+   * claim, on any instance, wait for each other here (a transaction-level advisory lock on the
+   * claim), so two of them never both find it fresh and make two keys.
+   */
+  async #claimed(client: pg.PoolClient, tenantId: string, claim: IdempotencyClaim, now: number): Promise<Claimed | undefined> {
+    await client.query({
+      name: "claim_lock",
+      text: "SELECT pg_advisory_xact_lock($1, hashtext($2))",
+      values: [CLAIM_LOCK_SPACE, `${tenantId}\u0000${claim.tool}\u0000${claim.keyHash}`],
+    });
+    const { rows } = await client.query<IdempotencyRecord>({ name: "claim_get", text: SELECT_CLAIM, values: [tenantId, claim.tool, claim.keyHash] });
+    const verdict = judgeRetry(rows[0], claim, now);
+    return verdict.kind === "fresh" ? undefined : { ok: false, reason: "CLAIMED", record: verdict.record };
+  }
+
+  /** Records a fresh claim with the key it made, and deletes a bounded number of expired ones (skipping any another write holds). */
+  async #afterKeyWrite(client: pg.PoolClient, tenantId: string, claim: IdempotencyClaim | undefined, keyId: string, now: number): Promise<void> {
+    if (claim) {
+      const record = recordClaim(tenantId, claim, keyId, now);
+      await client.query({
+        name: "claim_upsert",
+        text: `INSERT INTO idempotency_keys (tenant_id, tool, key_hash, fingerprint, key_id, delivery, created_at, expires_at)
+               VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+               ON CONFLICT (tenant_id, tool, key_hash) DO UPDATE SET fingerprint = excluded.fingerprint, key_id = excluded.key_id,
+                 delivery = excluded.delivery, created_at = excluded.created_at, expires_at = excluded.expires_at`,
+        values: [record.tenantId, record.tool, record.keyHash, record.fingerprint, record.keyId, record.delivery, record.createdAt, record.expiresAt],
+      });
+    }
+    await client.query({
+      name: "claim_sweep",
+      text: `DELETE FROM idempotency_keys WHERE (tenant_id, tool, key_hash) IN
+               (SELECT tenant_id, tool, key_hash FROM idempotency_keys WHERE expires_at <= $1 ORDER BY expires_at LIMIT $2 FOR UPDATE SKIP LOCKED)`,
+      values: [now, IDEMPOTENCY_SWEEP_LIMIT],
+    });
   }
 
   /** The caller's key, locked until the transaction ends; another tenant's key is not found. */

@@ -1,11 +1,14 @@
 import type Database from "better-sqlite3";
 import { auditHash, GENESIS_HASH, verifyChain, type ChainedRow, type ChainVerification, type StoredRow, type VerifyChainOptions } from "../../audit/chain.js";
 
+/** The columns the chain covered when it was introduced (migration 020); later ones are added below. */
 const CHAINED_COLUMNS = "event_id, occurred_at, action, outcome, tenant_id, actor, key_id, tool, reason, changes";
 
-/** Checks the whole audit chain of a SQLite database, in log order. */
+/** Checks the whole audit chain of a SQLite database, in log order. Needs the schema of migration 040 or later. */
 export function verifySqliteAuditChain(db: Database.Database, options: VerifyChainOptions = {}): ChainVerification {
-  const rows = db.prepare(`SELECT seq, ${CHAINED_COLUMNS}, prev_hash, hash, hash_alg FROM audit_events ORDER BY seq`).iterate() as IterableIterator<StoredRow>;
+  const rows = db
+    .prepare(`SELECT seq, ${CHAINED_COLUMNS}, client_name, client_version, prev_hash, hash, hash_alg FROM audit_events ORDER BY seq`)
+    .iterate() as IterableIterator<StoredRow>;
   return verifyChain(rows, options);
 }
 

@@ -4,7 +4,7 @@ import type { CursorCodec } from "../cursor.js";
 import { auditPlanShape, planAuditList, type AuditWalk } from "../list-plan.js";
 import type { AuditPage, ListAuditQuery } from "../repository.js";
 
-type AuditRow = Omit<AuditRecord, "changes"> & { seq: number; changes: string | null };
+type AuditRow = Omit<AuditRecord, "changes" | "client"> & { seq: number; changes: string | null; clientName: string | null; clientVersion: string | null };
 
 const WALKS: Record<AuditWalk, { index: string; where: string }> = {
   tenant: { index: "audit_events_by_tenant", where: "tenant_id = @tenantId" },
@@ -66,10 +66,11 @@ export class SqliteAuditQuery {
       next = [floor.occurred_at, floor.seq + 1];
     }
     return {
-      events: page.map(({ seq: _position, changes, ...row }) => ({
+      events: page.map(({ seq: _position, changes, clientName, clientVersion, ...row }) => ({
         ...row,
         action: row.action as AuditAction,
         changes: changes === null ? null : (JSON.parse(changes) as Changes),
+        client: clientName === null ? null : { name: clientName, version: clientVersion ?? "" },
       })),
       nextCursor: next === undefined ? null : this.#cursors.encode("a", tenantId, next),
     };
@@ -85,7 +86,8 @@ export class SqliteAuditQuery {
       const residual = [plan.residual.tenant ? "tenant_id = @tenantId" : "", plan.residual.action ? "action = @action" : ""].filter(Boolean);
       const page = (bounded: boolean) =>
         this.#db.prepare<Record<string, unknown>, AuditRow>(
-          `SELECT seq, event_id AS eventId, occurred_at AS occurredAt, action, key_id AS keyId, actor, outcome, reason, changes
+          `SELECT seq, event_id AS eventId, occurred_at AS occurredAt, action, key_id AS keyId, actor, outcome, reason, changes,
+             client_name AS clientName, client_version AS clientVersion
            FROM ${walked} WHERE ${[...range, ...residual, ...(bounded ? [ABOVE_FLOOR] : [])].join(" AND ")}
            ORDER BY occurred_at DESC, seq DESC LIMIT @limit`,
         );

@@ -27,8 +27,9 @@ export function createAuditWriter(db: Database.Database, auditKey?: Uint8Array):
   const algorithm = auditKey ? "hmac-sha256" : "sha256";
   // Positional parameters: binding by name looks up every property on every row.
   const insert = db.prepare(
-    `INSERT INTO audit_events (event_id, occurred_at, action, outcome, tenant_id, actor, key_id, tool, reason, changes, prev_hash, hash, hash_alg)
-     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+    `INSERT INTO audit_events (event_id, occurred_at, action, outcome, tenant_id, actor, key_id, tool, reason, changes,
+       client_name, client_version, prev_hash, hash, hash_alg)
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
   );
   let head: string | undefined;
   return {
@@ -47,10 +48,28 @@ export function createAuditWriter(db: Database.Database, auditKey?: Uint8Array):
         tool: entry.tool ?? null,
         reason: entry.reason ?? null,
         changes: entry.changes ? JSON.stringify(entry.changes) : null,
+        client_name: entry.client?.name ?? null,
+        client_version: entry.client?.version ?? null,
       };
       const prevHash = head ?? (lastHash.get() as string | undefined) ?? GENESIS_HASH;
       const hash = auditHash(prevHash, row, auditKey);
-      insert.run(row.event_id, row.occurred_at, row.action, row.outcome, row.tenant_id, row.actor, row.key_id, row.tool, row.reason, row.changes, prevHash, hash, algorithm);
+      insert.run(
+        row.event_id,
+        row.occurred_at,
+        row.action,
+        row.outcome,
+        row.tenant_id,
+        row.actor,
+        row.key_id,
+        row.tool,
+        row.reason,
+        row.changes,
+        row.client_name,
+        row.client_version,
+        prevHash,
+        hash,
+        algorithm,
+      );
       head = hash;
     },
   };

@@ -1,11 +1,19 @@
 import type Database from "better-sqlite3";
-import { denialEntry, type Actor, type Denial } from "../../audit/events.js";
+import { declineEntry, denialEntry, type Actor, type Decline, type Denial } from "../../audit/events.js";
+import {
+  IDEMPOTENCY_SWEEP_LIMIT,
+  judgeRetry,
+  recordClaim,
+  type IdempotencyClaim,
+  type IdempotencyRecord,
+  type IdempotentTool,
+} from "../../keys/idempotency.js";
 import { planCreate, planRevoke, planRotation, planUpdate } from "../../keys/lifecycle.js";
-import type { KeyPatch, KeyRecord, NewKey, Rotation } from "../../keys/record.js";
+import type { DeliveryMethod, KeyPatch, KeyRecord, NewKey, Rotation } from "../../keys/record.js";
 import { createCursorCodec, type CursorCodec } from "../cursor.js";
 import { KEY_SELECT, keyFromRow, rowSeq, type KeyRow } from "../key-row.js";
 import { keyPlanShape, LIST_WINDOW_ROWS, planKeyList, type KeyListPlan, type KeyWalk } from "../list-plan.js";
-import type { AuditPage, KeyPage, KeyRepository, ListAuditQuery, ListKeysQuery, MutationResult, RotationResult } from "../repository.js";
+import type { AuditPage, Claimed, CreateResult, KeyPage, KeyRepository, ListAuditQuery, ListKeysQuery, MutationResult, RotationResult } from "../repository.js";
 import { UsageBatcher, type UsageDelta } from "../usage-batcher.js";
 import { SqliteAuditQuery } from "./audit-query.js";
 import { createAuditWriter, type AuditWriter } from "./audit-writer.js";
@@ -15,6 +23,17 @@ import { WriteBatcher } from "./write-batch.js";
 
 const KEY_FROM = "api_keys AS k";
 const USAGE_JOIN = "LEFT JOIN key_usage AS u ON u.key_seq = k.seq";
+
+interface ClaimRow {
+  tenant_id: string;
+  tool: IdempotentTool;
+  key_hash: string;
+  fingerprint: string;
+  key_id: string;
+  delivery: DeliveryMethod;
+  created_at: number;
+  expires_at: number;
+}
 
 interface ListStatements {
   /** For a windowed plan: the first entry beyond the window, when the walk has more entries than the window holds. */
@@ -82,6 +101,9 @@ export class SqliteKeyRepository implements KeyRepository {
   readonly #updateKey: Database.Statement;
   readonly #revokeKey: Database.Statement;
   readonly #retireKey: Database.Statement;
+  readonly #selectClaim: Database.Statement<[string, string, string], ClaimRow>;
+  readonly #upsertClaim: Database.Statement;
+  readonly #sweepClaims: Database.Statement<[number, number]>;
   readonly #listStatements = new Map<string, ListStatements>();
   #closed = false;
 
@@ -121,14 +143,32 @@ export class SqliteKeyRepository implements KeyRepository {
     );
     this.#revokeKey = db.prepare("UPDATE api_keys SET revoked_at = ?, updated_at = ? WHERE key_id = ?");
     this.#retireKey = db.prepare("UPDATE api_keys SET expires_at = ?, rotated_to = ?, updated_at = ? WHERE key_id = ?");
+    this.#selectClaim = db.prepare<[string, string, string], ClaimRow>(
+      `SELECT tenant_id, tool, key_hash, fingerprint, key_id, delivery, created_at, expires_at
+       FROM idempotency_keys WHERE tenant_id = ? AND tool = ? AND key_hash = ?`,
+    );
+    // A fresh claim may meet the expired record of the same key: it takes its place.
+    this.#upsertClaim = db.prepare(
+      `INSERT INTO idempotency_keys (tenant_id, tool, key_hash, fingerprint, key_id, delivery, created_at, expires_at)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+       ON CONFLICT (tenant_id, tool, key_hash) DO UPDATE SET fingerprint = excluded.fingerprint, key_id = excluded.key_id,
+         delivery = excluded.delivery, created_at = excluded.created_at, expires_at = excluded.expires_at`,
+    );
+    this.#sweepClaims = db.prepare<[number, number]>(
+      `DELETE FROM idempotency_keys WHERE (tenant_id, tool, key_hash) IN
+         (SELECT tenant_id, tool, key_hash FROM idempotency_keys WHERE expires_at <= ? ORDER BY expires_at LIMIT ?)`,
+    );
   }
 
-  async createKey(actor: Actor, key: NewKey, now: number): Promise<KeyRecord> {
-    return this.#writes.run(() => {
+  async createKey(actor: Actor, key: NewKey, now: number, idempotency?: IdempotencyClaim): Promise<CreateResult> {
+    return this.#writes.run((): CreateResult => {
+      const claimed = idempotency && this.#claimed(actor.tenantId, idempotency, now);
+      if (claimed) return claimed;
       const { record, audit } = planCreate(actor, key, now);
       this.#insert(record, key);
       this.#auditWriter.append(audit, now);
-      return record;
+      this.#afterKeyWrite(actor.tenantId, idempotency, record.keyId, now);
+      return { ok: true, key: record };
     });
   }
 
@@ -192,15 +232,22 @@ export class SqliteKeyRepository implements KeyRepository {
     });
   }
 
-  async rotateKey(actor: Actor, keyId: string, rotation: Rotation, now: number): Promise<RotationResult> {
+  async rotateKey(actor: Actor, keyId: string, rotation: Rotation, now: number, idempotency?: IdempotencyClaim): Promise<RotationResult> {
     return this.#writes.run((): RotationResult => {
+      const claimed = idempotency && this.#claimed(actor.tenantId, idempotency, now);
+      if (claimed) return claimed;
       const plan = planRotation(actor, this.#current(actor.tenantId, keyId), rotation, now);
       if (!plan.ok) return plan as RotationResult;
       this.#insert(plan.key, plan.replacement);
       this.#retireKey.run(plan.previous.expiresAt, plan.key.keyId, now, keyId);
       this.#auditWriter.append(plan.audit, now);
+      this.#afterKeyWrite(actor.tenantId, idempotency, plan.key.keyId, now);
       return { ok: true, key: plan.key, previous: plan.previous };
     });
+  }
+
+  async findIdempotencyRecord(tenantId: string, tool: IdempotentTool, keyHash: string): Promise<IdempotencyRecord | undefined> {
+    return read(() => this.#claimRecord(tenantId, tool, keyHash));
   }
 
   async findKeyByHash(hash: string): Promise<KeyRecord | undefined> {
@@ -234,6 +281,10 @@ export class SqliteKeyRepository implements KeyRepository {
     await this.#writes.run(() => this.#auditWriter.append(denialEntry(denial), denial.at));
   }
 
+  async recordDecline(decline: Decline): Promise<void> {
+    await this.#writes.run(() => this.#auditWriter.append(declineEntry(decline), decline.at));
+  }
+
   /** Writes queued changes and counted uses, then closes the database (unless it was lent). */
   async close(): Promise<void> {
     if (this.#closed) return;
@@ -242,6 +293,45 @@ export class SqliteKeyRepository implements KeyRepository {
     this.#checkpoints?.stop();
     await this.#usage.close();
     if (this.#closeDatabase && this.#db.open) this.#db.close();
+  }
+
+  /** The stored record a claim meets, when it is not fresh (see judgeRetry). Inside the write's transaction. */
+  #claimed(tenantId: string, claim: IdempotencyClaim, now: number): Claimed | undefined {
+    const verdict = judgeRetry(this.#claimRecord(tenantId, claim.tool, claim.keyHash), claim, now);
+    return verdict.kind === "fresh" ? undefined : { ok: false, reason: "CLAIMED", record: verdict.record };
+  }
+
+  /** Records a fresh claim with the key it made, and deletes a bounded number of expired ones. */
+  #afterKeyWrite(tenantId: string, claim: IdempotencyClaim | undefined, keyId: string, now: number): void {
+    if (claim) {
+      const record = recordClaim(tenantId, claim, keyId, now);
+      this.#upsertClaim.run(
+        record.tenantId,
+        record.tool,
+        record.keyHash,
+        record.fingerprint,
+        record.keyId,
+        record.delivery,
+        record.createdAt,
+        record.expiresAt,
+      );
+    }
+    this.#sweepClaims.run(now, IDEMPOTENCY_SWEEP_LIMIT);
+  }
+
+  #claimRecord(tenantId: string, tool: IdempotentTool, keyHash: string): IdempotencyRecord | undefined {
+    const row = this.#selectClaim.get(tenantId, tool, keyHash);
+    if (!row) return undefined;
+    return {
+      tenantId: row.tenant_id,
+      tool: row.tool,
+      keyHash: row.key_hash,
+      fingerprint: row.fingerprint,
+      keyId: row.key_id,
+      delivery: row.delivery,
+      createdAt: row.created_at,
+      expiresAt: row.expires_at,
+    };
   }
 
   #current(tenantId: string, keyId: string): KeyRecord | undefined {

@@ -16,6 +16,7 @@ async function postgresFixture(options: FixtureOptions = {}): Promise<ContractFi
     "audit insert": "BEFORE INSERT ON audit_events",
     "key insert": "BEFORE INSERT ON api_keys",
     "key update": "BEFORE UPDATE ON api_keys",
+    "idempotency insert": "BEFORE INSERT ON idempotency_keys",
   } as const;
   let triggers = 0;
   const others: PostgresKeyRepository[] = [];

@@ -2,7 +2,7 @@ import { newCursorKey } from "../../cursor.js";
 import type { PostgresMigration } from "./index.js";
 
 /**
- * The whole schema as SQLite has it after its migration 030, in PostgreSQL's terms. Times are
+ * The whole schema as SQLite has it after its migration 040, in PostgreSQL's terms. Times are
  * epoch milliseconds (BIGINT), as in the domain; row ids come from identity columns and give the
  * exact creation order that listings walk. The audit chain is appended under a lock on its one
  * head row, so rows from every instance form one line; triggers refuse UPDATE, DELETE and
@@ -56,6 +56,8 @@ export const initial: PostgresMigration = {
       tool         TEXT,
       reason       TEXT,
       changes      TEXT,
+      client_name     TEXT,
+      client_version  TEXT,
       prev_hash    TEXT   NOT NULL,
       hash         TEXT   NOT NULL,
       hash_alg     TEXT   NOT NULL CHECK (hash_alg IN ('sha256', 'hmac-sha256'))
@@ -81,6 +83,21 @@ export const initial: PostgresMigration = {
       FOR EACH ROW EXECUTE FUNCTION audit_events_append_only();
     CREATE TRIGGER audit_events_no_truncate BEFORE TRUNCATE ON audit_events
       FOR EACH STATEMENT EXECUTE FUNCTION audit_events_append_only();
+
+    -- Idempotency records (see src/keys/idempotency.ts): never the idempotency key itself, nor
+    -- any plaintext; expired rows are deleted a bounded number at a time by key writes.
+    CREATE TABLE idempotency_keys (
+      tenant_id    TEXT   NOT NULL,
+      tool         TEXT   NOT NULL CHECK (tool IN ('create_api_key', 'rotate_api_key')),
+      key_hash     TEXT   NOT NULL,
+      fingerprint  TEXT   NOT NULL,
+      key_id       TEXT   NOT NULL REFERENCES api_keys (key_id),
+      delivery     TEXT   NOT NULL CHECK (delivery IN ('inline', 'file', 'encrypt_to')),
+      created_at   BIGINT NOT NULL,
+      expires_at   BIGINT NOT NULL,
+      PRIMARY KEY (tenant_id, tool, key_hash)
+    );
+    CREATE INDEX idempotency_keys_by_expiry ON idempotency_keys (expires_at);
 
     CREATE TABLE store_meta (
       name   TEXT PRIMARY KEY,

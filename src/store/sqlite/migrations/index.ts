@@ -2,6 +2,7 @@ import type Database from "better-sqlite3";
 import { initial } from "./010-initial.js";
 import { lifecycle } from "./020-lifecycle.js";
 import { scaleAndHardening } from "./030-scale-and-hardening.js";
+import { agentSafety } from "./040-agent-safety.js";
 
 /**
  * A schema step. Migrations are append-only: a released one is never edited, a fix is a new
@@ -15,4 +16,4 @@ export interface Migration {
   run?: (db: Database.Database) => void;
 }
 
-export const MIGRATIONS: readonly Migration[] = [initial, lifecycle, scaleAndHardening];
+export const MIGRATIONS: readonly Migration[] = [initial, lifecycle, scaleAndHardening, agentSafety];
