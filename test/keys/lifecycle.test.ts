@@ -56,6 +56,7 @@ describe("the lifecycle rules, without a database", () => {
         tenantId: "merchant_a",
         actor: "alice",
         keyId: NEW_KEY.keyId,
+        client: null,
         changes: {
           name: { from: null, to: "checkout" },
           description: { from: null, to: "card payments" },

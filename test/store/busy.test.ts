@@ -83,7 +83,7 @@ describe("a write lock held elsewhere", () => {
     lock();
     const pending = repository.createKey(ALICE, newKey("waits"), 1);
     setTimeout(() => other.exec("COMMIT"), BUSY_TIMEOUT_MS / 4);
-    await expect(pending).resolves.toMatchObject({ name: "waits" });
+    await expect(pending).resolves.toMatchObject({ ok: true, key: { name: "waits" } });
     expect((await repository.listAuditEvents("merchant_a", { limit: 5 })).events).toHaveLength(1);
   });
 

@@ -1,3 +1,4 @@
+import { createHash } from "node:crypto";
 import type pg from "pg";
 import { declineEntry, denialEntry, type Actor, type Decline, type Denial } from "../../audit/events.js";
 import {
@@ -286,11 +287,9 @@ export class PostgresKeyRepository implements KeyRepository {
    * claim), so two of them never both find it fresh and make two keys.
    */
   async #claimed(client: pg.PoolClient, tenantId: string, claim: IdempotencyClaim, now: number): Promise<Claimed | undefined> {
-    await client.query({
-      name: "claim_lock",
-      text: "SELECT pg_advisory_xact_lock($1, hashtext($2))",
-      values: [CLAIM_LOCK_SPACE, `${tenantId}\u0000${claim.tool}\u0000${claim.keyHash}`],
-    });
+    // Two claims that share the lock's 32 bits only wait for each other a moment: harmless.
+    const lock = createHash("sha256").update(`${tenantId}\u0000${claim.tool}\u0000${claim.keyHash}`).digest().readInt32BE(0);
+    await client.query({ name: "claim_lock", text: "SELECT pg_advisory_xact_lock($1, $2)", values: [CLAIM_LOCK_SPACE, lock] });
     const { rows } = await client.query<IdempotencyRecord>({ name: "claim_get", text: SELECT_CLAIM, values: [tenantId, claim.tool, claim.keyHash] });
     const verdict = judgeRetry(rows[0], claim, now);
     return verdict.kind === "fresh" ? undefined : { ok: false, reason: "CLAIMED", record: verdict.record };

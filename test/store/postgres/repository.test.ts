@@ -24,11 +24,18 @@ async function postgresFixture(options: FixtureOptions = {}): Promise<ContractFi
     repo,
     clock,
     async auditRows() {
-      const { rows } = await pool.query<Omit<AuditRow, "changes"> & { changes: string | null }>(
+      const { rows } = await pool.query<Omit<AuditRow, "changes" | "client"> & { changes: string | null; clientName: string | null; clientVersion: string | null }>(
         `SELECT event_id AS "eventId", occurred_at AS "occurredAt", action, outcome, tenant_id AS "tenantId", actor, key_id AS "keyId",
-           tool, reason, changes, prev_hash AS "prevHash", hash FROM audit_events ORDER BY seq`,
+           tool, reason, changes, client_name AS "clientName", client_version AS "clientVersion", prev_hash AS "prevHash", hash
+         FROM audit_events ORDER BY seq`,
       );
-      return rows.map((row) => ({ ...row, changes: row.changes === null ? null : (JSON.parse(row.changes) as AuditRow["changes"]) }));
+      return rows.map(({ clientName, clientVersion, prevHash, hash, ...row }) => ({
+        ...row,
+        changes: row.changes === null ? null : (JSON.parse(row.changes) as AuditRow["changes"]),
+        client: clientName === null ? null : { name: clientName, version: clientVersion! },
+        prevHash,
+        hash,
+      }));
     },
     async auditDump() {
       return JSON.stringify((await pool.query("SELECT * FROM audit_events")).rows);
