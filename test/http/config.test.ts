@@ -119,7 +119,7 @@ describe("serve --http options", () => {
   });
 
   it.each([
-    [["serve", "--http", "--host", "0.0.0.0"], /not a loopback address: set API_KEYS_MCP_ALLOWED_HOSTS/],
+    [["serve", "--http", "--host", "0.0.0.0"], /not a loopback address, and no host names are allowed.*; set API_KEYS_MCP_ALLOWED_HOSTS/],
     [["serve", "--http", "--port=99999"], /API_KEYS_MCP_HTTP_PORT: not a port number/],
   ])("%j does not start, naming the setting", async (argv, message) => {
     const { io, output } = refusalIo();

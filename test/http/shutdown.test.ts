@@ -85,7 +85,7 @@ describe("serve --http, spawned", () => {
     // Every verification answered was counted, and the count reached the database before exit.
     const db = new Database(dbPath, { readonly: true });
     try {
-      expect(db.prepare("SELECT usage_count FROM api_keys").pluck().get()).toBe(HELD);
+      expect(db.prepare("SELECT usage_count FROM key_usage").pluck().get()).toBe(HELD);
     } finally {
       db.close();
     }
@@ -101,6 +101,6 @@ describe("serve --http, spawned", () => {
     child.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString("utf8")));
     const code = await within(new Promise<number | null>((resolve) => child.on("exit", resolve)), 10_000, "exit");
     expect(code).toBe(2);
-    expect(stderr).toMatch(/0\.0\.0\.0, which is not a loopback address: set API_KEYS_MCP_ALLOWED_HOSTS/);
+    expect(stderr).toMatch(/0\.0\.0\.0, which is not a loopback address, and no host names are allowed.*; set API_KEYS_MCP_ALLOWED_HOSTS/);
   });
 });
