@@ -2,7 +2,7 @@ import { crc32 } from "node:zlib";
 import { customAlphabet } from "nanoid";
 
 /**
- * API key format (SPEC K1): `{sk|pk}_{test|live}_{body}`, body = 26 random base62 characters
+ * API key format (K1, docs/requirements.md): `{sk|pk}_{test|live}_{body}`, body = 26 random base62 characters
  * followed by a 6-character base62 CRC-32 of everything before it. The checksum lets a malformed
  * or mistyped key be refused without a database lookup, and lets secret scanners cut false
  * positives; it is not a security control (the 26 random characters, ~154 bits, are).
