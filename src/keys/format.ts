@@ -45,7 +45,7 @@ export function checksum(text: string): string {
   return digits;
 }
 
-/** A fresh plaintext key. Only the create (and, later, rotate) result ever carries it. */
+/** A fresh plaintext key. Only the result (or delivery) of the create or rotate call that made it ever carries it. */
 export function generateApiKey(type: KeyType, environment: Environment): string {
   const head = `${TYPE_TAGS[type]}_${environment}_${randomBody()}`;
   return head + checksum(head);
