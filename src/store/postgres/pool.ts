@@ -38,6 +38,13 @@ export function createPool(url: string, options: PoolOptions = {}): pg.Pool {
   // An idle connection dropped by the server (a restart, a failover) would otherwise be an
   // unhandled 'error' event and end the process; the pool opens a new one when next needed.
   pool.on("error", (error) => options.onIdleError?.(error));
+  // The same for a connection that fails while it is checked out but between two statements (a
+  // restart or pg_terminate_backend while a transaction waits for its next statement): the
+  // client emits 'error', and the pool listens only while it holds the client. Every client
+  // listens for its whole life; the failure reaches its user as the next statement's error
+  // (the client is no longer queryable), which is retried or answered ERR_BUSY, and the pool
+  // discards the client when it is released.
+  pool.on("connect", (client) => client.on("error", () => {}));
   return pool;
 }
 
