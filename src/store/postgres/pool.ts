@@ -13,6 +13,13 @@ export interface PoolOptions {
   onIdleError?: (error: unknown) => void;
   /** The application_name PostgreSQL shows for these connections. */
   applicationName?: string;
+  /**
+   * How long one statement waits for its answer, in ms (default DEFAULT_BUSY_TIMEOUT_MS), before
+   * its connection is given up as lost: a PostgreSQL that stops answering without closing its
+   * connections (a frozen host, a network cut) or a lock another session keeps then ends in
+   * ERR_BUSY instead of a call that never answers.
+   */
+  statementTimeoutMs?: number;
 }
 
 /**
@@ -33,6 +40,8 @@ export function createPool(url: string, options: PoolOptions = {}): pg.Pool {
     connectionTimeoutMillis: options.connectionTimeoutMs ?? 2000,
     idleTimeoutMillis: 30_000,
     application_name: options.applicationName ?? "api-keys-mcp",
+    // Kept by the client, not the server: it must work when the server does not answer at all.
+    query_timeout: options.statementTimeoutMs ?? DEFAULT_BUSY_TIMEOUT_MS,
     types,
   });
   // An idle connection dropped by the server (a restart, a failover) would otherwise be an
@@ -71,8 +80,9 @@ export function isTransient(error: unknown): boolean {
 
 function isConnectionFailure(error: unknown): boolean {
   if (!(error instanceof Error)) return false;
-  // node-postgres reports these as plain Errors, without a code.
-  return /Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error|Connection ended unexpectedly/i.test(
+  // node-postgres reports these as plain Errors, without a code. "Query read timeout" is a
+  // statement that got no answer within statementTimeoutMs: its connection is given up too.
+  return /Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error|Connection ended unexpectedly|Query read timeout/i.test(
     error.message,
   );
 }
@@ -130,10 +140,11 @@ export async function inTransaction<T>(pool: pg.Pool, work: (client: pg.PoolClie
       return result;
     } catch (error) {
       if (client) {
-        if (committing || !isTransient(error)) {
-          await client.query("ROLLBACK").catch(() => {});
-        }
-        // A connection that failed is not given back to be reused.
+        // A connection that failed, or a transaction PostgreSQL aborted (a deadlock, a
+        // serialization failure), is not given back to be reused: the connection is closed, and
+        // PostgreSQL rolls back whatever it had not committed. A ROLLBACK sent first could wait
+        // as long again on a connection that stopped answering.
+        if (!isTransient(error)) await client.query("ROLLBACK").catch(() => {});
         client.release(isTransient(error) ? (error as Error) : undefined);
       }
       if (!isTransient(error)) throw error;
