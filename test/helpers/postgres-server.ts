@@ -1,4 +1,5 @@
-import { chmodSync, mkdtempSync, rmSync } from "node:fs";
+import { execFileSync } from "node:child_process";
+import { chmodSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -14,6 +15,13 @@ export interface PostgresServer {
   start(): Promise<void>;
   /** Stops it if running and deletes its data. */
   remove(): Promise<void>;
+  /**
+   * Suspends every process of the server (SIGSTOP) without closing a connection: to its clients,
+   * a hung host or a network cut — connections stay open and nothing answers.
+   */
+  freeze(): Promise<void>;
+  /** Resumes a frozen server (SIGCONT). */
+  thaw(): Promise<void>;
 }
 
 async function freePort(): Promise<number> {
@@ -53,6 +61,11 @@ export async function startPostgresServer(): Promise<PostgresServer> {
   await server.initialise();
   await server.start();
   let running = true;
+  let frozen: number[] = [];
+  const thaw = async () => {
+    for (const pid of frozen.reverse()) process.kill(pid, "SIGCONT");
+    frozen = [];
+  };
   return {
     adminUrl: `postgres://postgres:${password}@127.0.0.1:${port}/postgres`,
     port,
@@ -66,7 +79,22 @@ export async function startPostgresServer(): Promise<PostgresServer> {
       await server.start();
       running = true;
     },
+    async freeze() {
+      if (!running || frozen.length > 0) throw new Error("freeze: the server is not running, or already frozen");
+      // The postmaster first, so that it starts no new process, then everything it started.
+      const postmaster = Number(readFileSync(join(dir, "data", "postmaster.pid"), "utf8").split("\n")[0]);
+      process.kill(postmaster, "SIGSTOP");
+      frozen.push(postmaster);
+      const children = execFileSync("pgrep", ["-P", String(postmaster)], { encoding: "utf8" }).split("\n").filter(Boolean).map(Number);
+      for (const pid of children) {
+        process.kill(pid, "SIGSTOP");
+        frozen.push(pid);
+      }
+    },
+    thaw,
     async remove() {
+      // A frozen server would never answer the stop.
+      await thaw();
       if (running) await server.stop();
       running = false;
       rmSync(dir, { recursive: true, force: true });
