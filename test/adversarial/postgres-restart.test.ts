@@ -2,7 +2,7 @@ import pg from "pg";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { hashApiKey } from "../../src/keys/secret.js";
 import { recordFigures } from "../helpers/figures.js";
-import { auditVerify } from "../helpers/postgres-checks.js";
+import { auditVerify, waitUntil } from "../helpers/postgres-checks.js";
 import { createTestDatabase, startPostgresServer, type PostgresServer } from "../helpers/postgres.js";
 import type { CallOutcome } from "../helpers/server.js";
 import { spawnClient, within, type SpawnedClient } from "../helpers/spawn.js";
@@ -38,6 +38,8 @@ class Load {
   readonly revoked = new Set<string>();
   /** VALID expected: anything else a verification answered with success. */
   readonly wrongVerifications: string[] = [];
+  /** VALID verifications answered, per key: each a counted use. */
+  readonly uses = new Map<string, number>();
   #stopping = false;
   /** Each returns true once it is done, and is then dropped. */
   #watchers: (() => boolean)[] = [];
@@ -93,6 +95,7 @@ class Load {
       this.created.set(keyId, { plaintext, instance, name });
       const verified = await this.call(instance, "verify_api_key", { api_key: plaintext });
       if (verified.ok && verified.data.code !== "VALID") this.wrongVerifications.push(`${keyId}: ${verified.data.code}`);
+      if (verified.ok && verified.data.code === "VALID") this.uses.set(keyId, (this.uses.get(keyId) ?? 0) + 1);
       if ((await this.call(instance, "update_api_key", { key_id: keyId, name: `${name} renamed` })).ok) this.renamed.add(keyId);
       if ((await this.call(instance, "delete_api_key", { key_id: keyId })).ok) this.revoked.add(keyId);
     }
@@ -134,6 +137,8 @@ describe("PostgreSQL away under load: connections cut, server stopped or frozen"
   let url: string;
   let admin: pg.Pool;
   let servers: SpawnedClient[] = [];
+  /** Instances outside the load. */
+  let others: SpawnedClient[] = [];
   let load: Load | undefined;
 
   beforeAll(async () => {
@@ -153,25 +158,26 @@ describe("PostgreSQL away under load: connections cut, server stopped or frozen"
     await postgres.start();
     await load?.stop();
     load = undefined;
-    await Promise.all(servers.map((server) => server.close()));
+    await Promise.all([...servers, ...others].map((server) => server.close()));
     servers = [];
+    others = [];
     await admin.end();
   });
 
+  async function spawnInstance(i: number): Promise<SpawnedClient> {
+    return spawnClient({
+      API_KEYS_MCP_JWT_SECRET: TEST_SECRET,
+      API_KEYS_MCP_DATABASE_URL: url,
+      API_KEYS_MCP_TOKEN: await merchantToken(TENANT, `user_${i}`),
+      API_KEYS_MCP_RATE_LIMIT_READ: "1000000",
+      API_KEYS_MCP_RATE_LIMIT_WRITE: "1000000",
+      API_KEYS_MCP_LOG_LEVEL: "warn",
+    });
+  }
+
   /** The instances, a probe key for each, and the load already running. */
   async function startInstances(): Promise<{ load: Load; probeKeys: { keyId: string; plaintext: string }[] }> {
-    servers = await Promise.all(
-      Array.from({ length: INSTANCES }, async (_, i) =>
-        spawnClient({
-          API_KEYS_MCP_JWT_SECRET: TEST_SECRET,
-          API_KEYS_MCP_DATABASE_URL: url,
-          API_KEYS_MCP_TOKEN: await merchantToken(TENANT, `user_${i}`),
-          API_KEYS_MCP_RATE_LIMIT_READ: "1000000",
-          API_KEYS_MCP_RATE_LIMIT_WRITE: "1000000",
-          API_KEYS_MCP_LOG_LEVEL: "warn",
-        }),
-      ),
-    );
+    servers = await Promise.all(Array.from({ length: INSTANCES }, (_, i) => spawnInstance(i)));
     const probeKeys = await Promise.all(
       servers.map(async (server) => {
         const created = await server.call("create_api_key", { name: "probe" });
@@ -221,7 +227,7 @@ describe("PostgreSQL away under load: connections cut, server stopped or frozen"
    * was away, no process lost, nothing acknowledged lost, nothing changed without its audit row
    * or audited without its change, and one chain that verifies. Returns what was stored.
    */
-  async function expectNothingLost(load: Load, outages: Outage[]): Promise<{ calls: Map<string, number>; whileAway: number; committedKeys: number }> {
+  async function expectNothingLost(load: Load, outages: Outage[]): Promise<{ calls: Map<string, number>; whileAway: number; committedKeys: number; overcounted: number }> {
     const codes = new Map<string, number>();
     for (const call of load.calls) codes.set(call.code, (codes.get(call.code) ?? 0) + 1);
     expect([...codes.keys()].sort()).toEqual(["ERR_BUSY", "OK"]);
@@ -238,11 +244,15 @@ describe("PostgreSQL away under load: connections cut, server stopped or frozen"
     for (const server of servers) expect(() => process.kill(server.pid, 0)).not.toThrow();
     const errors = servers.flatMap((server) => server.stderr.filter((line) => line.includes('"level":"error"')).map((line) => JSON.parse(line) as Record<string, unknown>));
     expect(errors.filter((line) => !(line.msg === "tool_failed" && line.code === "ERR_BUSY"))).toEqual([]);
+    // A clean stop writes the uses counted in memory; a write the outage failed was kept for the next.
+    await Promise.all(servers.map((server) => server.close()));
+    servers = [];
 
     const rows = new Map(
       (
-        await admin.query<{ key_id: string; tenant_id: string; name: string; key_hash: string; created_by: string; revoked: boolean }>(
-          "SELECT key_id, tenant_id, name, key_hash, created_by, revoked_at IS NOT NULL AS revoked FROM api_keys",
+        await admin.query<{ key_id: string; tenant_id: string; name: string; key_hash: string; created_by: string; revoked: boolean; usage_count: number }>(
+          `SELECT key_id, tenant_id, name, key_hash, created_by, revoked_at IS NOT NULL AS revoked, COALESCE(u.usage_count, 0) AS usage_count
+           FROM api_keys k LEFT JOIN key_usage u ON u.key_seq = k.seq`,
         )
       ).rows.map((row) => [row.key_id, row]),
     );
@@ -251,6 +261,7 @@ describe("PostgreSQL away under load: connections cut, server stopped or frozen"
       events.set(event.key_id, [...(events.get(event.key_id) ?? []), event.action]);
     }
     const lost: string[] = [];
+    let overcounted = 0;
     for (const [keyId, { plaintext, instance, name }] of load.created) {
       const row = rows.get(keyId);
       if (!row) {
@@ -260,6 +271,10 @@ describe("PostgreSQL away under load: connections cut, server stopped or frozen"
       expect({ tenant: row.tenant_id, hash: row.key_hash, by: row.created_by }).toEqual({ tenant: TENANT, hash: hashApiKey(plaintext), by: `user_${instance}` });
       if (load.renamed.has(keyId) && row.name !== `${name} renamed`) lost.push(`update ${keyId}`);
       if (load.revoked.has(keyId) && !row.revoked) lost.push(`revoke ${keyId}`);
+      // Uses are not acknowledged writes, but none is dropped: at least every VALID answer is
+      // counted (a usage write cut off after its commit is written again, so possibly more).
+      if (row.usage_count < (load.uses.get(keyId) ?? 0)) lost.push(`uses of ${keyId}: ${row.usage_count} of ${load.uses.get(keyId)}`);
+      if (row.usage_count > (load.uses.get(keyId) ?? 0)) overcounted += 1;
     }
     expect(lost).toEqual([]);
     for (const row of rows.values()) {
@@ -269,7 +284,7 @@ describe("PostgreSQL away under load: connections cut, server stopped or frozen"
     expect([...events.keys()].filter((keyId) => !rows.has(keyId))).toEqual([]);
     const verification = await auditVerify(url);
     expect(verification).toMatchObject({ code: 0, stderr: "" });
-    return { calls: codes, whileAway, committedKeys: rows.size };
+    return { calls: codes, whileAway, committedKeys: rows.size, overcounted };
   }
 
   it(`${INSTANCES} instances: connections cut ${TERMINATIONS} times, then PostgreSQL stopped and started: ERR_BUSY while down, recovery without restart, nothing acknowledged lost`, async () => {
@@ -287,15 +302,38 @@ describe("PostgreSQL away under load: connections cut, server stopped or frozen"
     }
     expect(terminated).toBeGreaterThanOrEqual(TERMINATIONS * INSTANCES);
 
-    // A fast shutdown: sessions ended, transactions in flight rolled back; then a start on the same data.
+    // A fast shutdown: sessions ended, transactions in flight rolled back; then a start on the
+    // same data. Meanwhile another instance starts: it cannot reach the store either.
+    let late: Promise<{ instance: SpawnedClient; answers: string[] }> | undefined;
     const stopped = await outage(
       load,
       probeKeys,
-      () => postgres.stop(),
-      () => postgres.start(),
+      async () => {
+        await postgres.stop();
+        late = spawnInstance(INSTANCES).then(async (instance) => {
+          others.push(instance);
+          const answers = await Promise.all(
+            everyTool(probeKeys[0]!).map(async ([tool, args]) => {
+              const outcome = await instance.call(tool, args);
+              return `${tool}: ${outcome.ok ? "OK" : outcome.code}`;
+            }),
+          );
+          return { instance, answers };
+        });
+      },
+      async () => {
+        await within(late!, 20_000, "the late instance's answers while PostgreSQL is down");
+        await postgres.start();
+      },
     );
+    // Started while PostgreSQL was down, it answered ERR_BUSY, and serves now that it is back.
+    const { instance: lateInstance, answers: lateAnswers } = await late!;
+    expect(lateAnswers).toEqual(everyTool(probeKeys[0]!).map(([tool]) => `${tool}: ERR_BUSY`));
+    await waitUntil(async () => (await lateInstance.call("list_api_keys", {})).ok, 20_000, "the instance started while PostgreSQL was down serving");
+    const lateErrors = lateInstance.stderr.filter((line) => line.includes('"level":"error"')).map((line) => JSON.parse(line) as Record<string, unknown>);
+    expect(lateErrors.filter((line) => !((line.msg === "tool_failed" && line.code === "ERR_BUSY") || line.msg === "database_open_failed"))).toEqual([]);
     await load.stop();
-    const { calls, whileAway, committedKeys } = await expectNothingLost(load, [stopped]);
+    const { calls, whileAway, committedKeys, overcounted } = await expectNothingLost(load, [stopped]);
 
     recordFigures("postgres-restart", {
       instances: INSTANCES,
@@ -306,11 +344,14 @@ describe("PostgreSQL away under load: connections cut, server stopped or frozen"
       connection_cuts: TERMINATIONS,
       connections_terminated: terminated,
       postgres_stops: 1,
+      instances_started_while_down: 1,
       outage_ms: stopped.to - stopped.from,
       calls_while_down: whileAway,
       recovered_after_ms: stopped.recoveredAfterMs,
       acknowledged_keys: load.created.size,
       committed_keys: committedKeys,
+      valid_verifications: [...load.uses.values()].reduce((a, b) => a + b, 0),
+      keys_with_uses_counted_twice: overcounted,
       lost: 0,
     });
   }, 120_000);
@@ -324,7 +365,7 @@ describe("PostgreSQL away under load: connections cut, server stopped or frozen"
       () => postgres.thaw(),
     );
     await load.stop();
-    const { calls, whileAway, committedKeys } = await expectNothingLost(load, [frozen]);
+    const { calls, whileAway, committedKeys, overcounted } = await expectNothingLost(load, [frozen]);
 
     recordFigures("postgres-freeze", {
       instances: INSTANCES,
@@ -338,6 +379,8 @@ describe("PostgreSQL away under load: connections cut, server stopped or frozen"
       recovered_after_ms: frozen.recoveredAfterMs,
       acknowledged_keys: load.created.size,
       committed_keys: committedKeys,
+      valid_verifications: [...load.uses.values()].reduce((a, b) => a + b, 0),
+      keys_with_uses_counted_twice: overcounted,
       lost: 0,
     });
   }, 120_000);
