@@ -1,4 +1,4 @@
-import { chmodSync, mkdtempSync, rmSync } from "node:fs";
+import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -14,6 +14,13 @@ export interface PostgresServer {
   start(): Promise<void>;
   /** Stops it if running and deletes its data. */
   remove(): Promise<void>;
+  /**
+   * Suspends every process of the server (SIGSTOP) without closing a connection: to its clients,
+   * a hung host or a network cut — connections stay open and nothing answers.
+   */
+  freeze(): Promise<void>;
+  /** Resumes a frozen server (SIGCONT). */
+  thaw(): Promise<void>;
 }
 
 async function freePort(): Promise<number> {
@@ -54,6 +61,11 @@ export async function startPostgresServer(): Promise<PostgresServer> {
   await server.initialise();
   await server.start();
   let running = true;
+  let frozen: number[] = [];
+  const thaw = async () => {
+    for (const pid of frozen.reverse()) process.kill(pid, "SIGCONT");
+    frozen = [];
+  };
   return {
     adminUrl: `postgres://postgres:${password}@127.0.0.1:${port}/postgres`,
     port,
@@ -67,7 +79,22 @@ export async function startPostgresServer(): Promise<PostgresServer> {
       await server.start();
       running = true;
     },
+    async freeze() {
+      if (!running || frozen.length > 0) throw new Error("freeze: the server is not running, or already frozen");
+      // The postmaster first, so that it starts no new process, then everything it started.
+      const postmaster = Number(readFileSync(join(dir, "data", "postmaster.pid"), "utf8").split("\n")[0]);
+      process.kill(postmaster, "SIGSTOP");
+      frozen.push(postmaster);
+      const children = childrenOf(postmaster);
+      for (const pid of children) {
+        process.kill(pid, "SIGSTOP");
+        frozen.push(pid);
+      }
+    },
+    thaw,
     async remove() {
+      // A frozen server would never answer the stop.
+      await thaw();
       if (running) await server.stop();
       running = false;
       rmSync(dir, { recursive: true, force: true });
@@ -75,3 +102,19 @@ export async function startPostgresServer(): Promise<PostgresServer> {
   };
 }
 
+/** The processes whose parent is `parent`, from /proc (Linux, where the tests freeze a server). */
+function childrenOf(parent: number): number[] {
+  const children: number[] = [];
+  for (const entry of readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      // The fields after the command (which may hold spaces and parentheses): state, then ppid.
+      const stat = readFileSync(`/proc/${entry}/stat`, "utf8");
+      const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
+      if (ppid === parent) children.push(Number(entry));
+    } catch {
+      // The process ended meanwhile.
+    }
+  }
+  return children;
+}

@@ -43,12 +43,16 @@ export type PrincipalResult = { ok: true; principal: Principal } | { ok: false; 
  * no merchant).
  */
 export function principalFromClaims(claims: JWTPayload, options: PrincipalOptions): PrincipalResult {
-  // JSON escapes can carry unpaired surrogates ("\ud800") that no UTF-8 text contains. Stored,
-  // they would become invalid UTF-8 in the audit log and read back as another string, so a
-  // subject or tenant that is not well-formed text is refused rather than altered.
+  // JSON escapes can carry unpaired surrogates ("\ud800") that no UTF-8 text contains, and NUL
+  // ("\u0000"), which PostgreSQL's text cannot hold. Stored, the first would become invalid
+  // UTF-8 in the audit log and read back as another string, and the second fails every
+  // statement on PostgreSQL, so a subject or tenant that not every store can keep as given is
+  // refused rather than altered, whichever store this server uses. (A NUL inside a tenant made
+  // of several claims is stored escaped, as JSON.)
+  const storedAsIs = new Set(["sub", "user_id", ...(options.tenantClaims.length === 1 ? options.tenantClaims : [])]);
   for (const claim of ["sub", "user_id", ...options.tenantClaims]) {
     const value = claims[claim];
-    if (typeof value === "string" && !value.isWellFormed()) {
+    if (typeof value === "string" && (!value.isWellFormed() || (storedAsIs.has(claim) && value.includes("\u0000")))) {
       const error = new AppError("ERR_AUTH_INVALID", `The token's ${claim} claim is not valid Unicode text. Ask the user for a token from the real issuer.`);
       return { ok: false, error, subject: null };
     }

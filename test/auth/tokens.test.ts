@@ -276,6 +276,17 @@ const CASES: TokenCase[] = [
     expect: { code: "ERR_AUTH_INVALID", message: /merchant_id claim is not valid Unicode/ },
   },
   {
+    label: "sub with a NUL (no PostgreSQL text can hold it)",
+    tool: "create_api_key",
+    token: (now) => signToken({ sub: "user_a\u0000", merchant_id: "merchant_a", scope: READ_WRITE }, { now }),
+    expect: { code: "ERR_AUTH_INVALID", message: /sub claim is not valid Unicode/ },
+  },
+  {
+    label: "merchant_id with a NUL",
+    token: (now) => signToken({ sub: "user_a", merchant_id: "merchant_a\u0000", scope: READ_WRITE }, { now }),
+    expect: { code: "ERR_AUTH_INVALID", message: /merchant_id claim is not valid Unicode/ },
+  },
+  {
     label: "sub and merchant_id in 4-byte characters",
     token: (now) => signToken({ sub: "user_🔑", merchant_id: "merchant_𝒜", scope: READ_WRITE }, { now }),
     expect: { created: { tenant: "merchant_𝒜", subject: "user_🔑" } },

@@ -27,6 +27,8 @@ export function within<T>(promise: Promise<T>, ms: number, what: string): Promis
 
 export interface SpawnedClient {
   client: Client;
+  /** The server's process id. */
+  pid: number;
   /** stderr lines so far. */
   stderr: string[];
   call(name: string, args?: Record<string, unknown>): Promise<CallOutcome>;
@@ -45,7 +47,7 @@ export async function spawnClient(env: Record<string, string>, cwd?: string): Pr
   });
   const client = new Client({ name: "spawn-test", version: "0.0.0" });
   await client.connect(transport);
-  return { client, stderr, call: (name, args = {}) => callTool(client, name, args), close: () => client.close() };
+  return { client, pid: transport.pid!, stderr, call: (name, args = {}) => callTool(client, name, args), close: () => client.close() };
 }
 
 export interface RawServer {

@@ -1,6 +1,7 @@
 import type pg from "pg";
 import { SchemaTooNewError } from "../schema-too-new.js";
 import { POSTGRES_MIGRATIONS, type PostgresMigration } from "./migrations/index.js";
+import { isTransient } from "./pool.js";
 
 /** The advisory lock every instance takes to migrate: one at a time, each step exactly once. */
 const MIGRATION_LOCK = 0x61706b6d; // "apkm"
@@ -14,6 +15,7 @@ const MIGRATION_LOCK = 0x61706b6d; // "apkm"
 export async function migratePostgres(pool: pg.Pool, migrations: readonly PostgresMigration[] = POSTGRES_MIGRATIONS): Promise<{ from: number; to: number }> {
   const latest = migrations.at(-1)?.version ?? 0;
   const client = await pool.connect();
+  let broken = false;
   try {
     await client.query("BEGIN");
     await client.query("SELECT pg_advisory_xact_lock($1)", [MIGRATION_LOCK]);
@@ -31,9 +33,12 @@ export async function migratePostgres(pool: pg.Pool, migrations: readonly Postgr
     await client.query("COMMIT");
     return { from: found, to: Math.max(found, latest) };
   } catch (error) {
-    await client.query("ROLLBACK").catch(() => {});
+    // A connection that failed or stopped answering is closed rather than reused (PostgreSQL
+    // rolls back what it had begun); otherwise the transaction is rolled back here.
+    broken = isTransient(error);
+    if (!broken) await client.query("ROLLBACK").catch(() => {});
     throw error;
   } finally {
-    client.release();
+    client.release(broken);
   }
 }

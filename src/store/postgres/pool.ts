@@ -13,6 +13,13 @@ export interface PoolOptions {
   onIdleError?: (error: unknown) => void;
   /** The application_name PostgreSQL shows for these connections. */
   applicationName?: string;
+  /**
+   * How long one statement waits for its answer, in ms (default DEFAULT_BUSY_TIMEOUT_MS), before
+   * its connection is given up as lost: a PostgreSQL that stops answering without closing its
+   * connections (a frozen host, a network cut) or a lock another session keeps then ends in
+   * ERR_BUSY instead of a call that never answers.
+   */
+  statementTimeoutMs?: number;
 }
 
 /**
@@ -33,11 +40,20 @@ export function createPool(url: string, options: PoolOptions = {}): pg.Pool {
     connectionTimeoutMillis: options.connectionTimeoutMs ?? 2000,
     idleTimeoutMillis: 30_000,
     application_name: options.applicationName ?? "api-keys-mcp",
+    // Kept by the client, not the server: it must work when the server does not answer at all.
+    query_timeout: options.statementTimeoutMs ?? DEFAULT_BUSY_TIMEOUT_MS,
     types,
   });
   // An idle connection dropped by the server (a restart, a failover) would otherwise be an
   // unhandled 'error' event and end the process; the pool opens a new one when next needed.
   pool.on("error", (error) => options.onIdleError?.(error));
+  // The same for a connection that fails while it is checked out but between two statements (a
+  // restart or pg_terminate_backend while a transaction waits for its next statement): the
+  // client emits 'error', and the pool listens only while it holds the client. Every client
+  // listens for its whole life; the failure reaches its user as the next statement's error
+  // (the client is no longer queryable), which is retried or answered ERR_BUSY, and the pool
+  // discards the client when it is released.
+  pool.on("connect", (client) => client.on("error", () => {}));
   return pool;
 }
 
@@ -64,8 +80,9 @@ export function isTransient(error: unknown): boolean {
 
 function isConnectionFailure(error: unknown): boolean {
   if (!(error instanceof Error)) return false;
-  // node-postgres reports these as plain Errors, without a code.
-  return /Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error|Connection ended unexpectedly/i.test(
+  // node-postgres reports these as plain Errors, without a code. "Query read timeout" is a
+  // statement that got no answer within statementTimeoutMs: its connection is given up too.
+  return /Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error|Connection ended unexpectedly|Query read timeout/i.test(
     error.message,
   );
 }
@@ -108,28 +125,22 @@ export async function inTransaction<T>(pool: pg.Pool, work: (client: pg.PoolClie
   for (let attempt = 0; ; attempt++) {
     let client: pg.PoolClient | undefined;
     let committing = false;
-    // A connection lost while checked out is reported twice: its query fails (handled below) and
-    // the client emits 'error', which the pool listens for only while the client is idle.
-    // Unheard, that event would end the process.
-    const lost = () => {};
     try {
       client = await pool.connect();
-      client.on("error", lost);
       await client.query("BEGIN");
       const result = await work(client);
       committing = true;
       await client.query("COMMIT");
-      client.removeListener("error", lost);
       client.release();
       return result;
     } catch (error) {
       if (client) {
-        if (committing || !isTransient(error)) {
-          await client.query("ROLLBACK").catch(() => {});
-        }
-        // A connection that failed is not given back to be reused.
+        // A connection that failed, or a transaction PostgreSQL aborted (a deadlock, a
+        // serialization failure), is not given back to be reused: the connection is closed, and
+        // PostgreSQL rolls back whatever it had not committed. A ROLLBACK sent first could wait
+        // as long again on a connection that stopped answering.
+        if (!isTransient(error)) await client.query("ROLLBACK").catch(() => {});
         client.release(isTransient(error) ? (error as Error) : undefined);
-        client.removeListener("error", lost);
       }
       if (!isTransient(error)) throw error;
       if (committing || Date.now() >= deadline) throw storeUnavailable(error);
