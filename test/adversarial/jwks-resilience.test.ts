@@ -1,9 +1,9 @@
 import { generateKeyPairSync, type KeyObject } from "node:crypto";
-import { exportJWK, SignJWT, type JWK } from "jose";
+import { SignJWT, type JWK } from "jose";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import type { JwksTimings } from "../../src/auth/verifier.js";
 import { recordFigures } from "../helpers/figures.js";
-import { startJwksServer, type JwksServer } from "../helpers/jwks-server.js";
+import { publicJwk, startJwksServer, type JwksServer } from "../helpers/jwks-server.js";
 import { startTestServer, type CallOutcome, type TestServer } from "../helpers/server.js";
 import { within } from "../helpers/spawn.js";
 import { READ_WRITE } from "../helpers/tokens.js";
@@ -20,7 +20,7 @@ interface SigningKey {
 
 async function signingKey(kid: string): Promise<SigningKey> {
   const { privateKey, publicKey } = generateKeyPairSync("rsa", { modulusLength: 2048 });
-  return { kid, privateKey, jwk: { ...(await exportJWK(publicKey)), kid, alg: "RS256", use: "sig" } };
+  return { kid, privateKey, jwk: { ...(await publicJwk(publicKey)), kid, alg: "RS256", use: "sig" } };
 }
 
 function tokenFor(key: SigningKey, sub = "user_jwks"): Promise<string> {

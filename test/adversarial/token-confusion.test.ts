@@ -1,8 +1,8 @@
 import { createHmac, generateKeyPairSync, type KeyObject } from "node:crypto";
-import { exportJWK, FlattenedSign, type JWK } from "jose";
+import { FlattenedSign, type JWK } from "jose";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { recordFigures } from "../helpers/figures.js";
-import { startJwksServer, type JwksServer } from "../helpers/jwks-server.js";
+import { publicJwk, startJwksServer, type JwksServer } from "../helpers/jwks-server.js";
 import { startTestServer, type CallOutcome } from "../helpers/server.js";
 import { READ_WRITE, TEST_SECRET } from "../helpers/tokens.js";
 
@@ -53,7 +53,7 @@ beforeAll(async () => {
     ["Ed25519", "EdDSA", generateKeyPairSync("ed25519")],
   ] as const) {
     const pem = pair.publicKey.export({ type: "spki", format: "pem" }).toString();
-    pairs.push({ name, alg, ...pair, pem, jwk: { ...(await exportJWK(pair.publicKey)), kid: `kid-${alg}`, alg, use: "sig" } });
+    pairs.push({ name, alg, ...pair, pem, jwk: { ...(await publicJwk(pair.publicKey)), kid: `kid-${alg}`, alg, use: "sig" } });
   }
   jwks = await startJwksServer(pairs.map((pair) => pair.jwk));
   attackerJwks = await startJwksServer();
@@ -131,7 +131,7 @@ describe("hostile headers", () => {
 
   it("ignores a key embedded in the header (jwk) or pointed at (jku, x5u): no fetch, no trust", async () => {
     const attacker = generateKeyPairSync("rsa", { modulusLength: 2048 });
-    const attackerJwk = { ...(await exportJWK(attacker.publicKey)), kid: rsa().jwk.kid, alg: "RS256" };
+    const attackerJwk = { ...(await publicJwk(attacker.publicKey)), kid: rsa().jwk.kid, alg: "RS256" };
     attackerJwks.publish([attackerJwk]);
     for (const header of [
       { jwk: attackerJwk },
