@@ -3,6 +3,7 @@ import { FlattenedSign, type JWK } from "jose";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { recordFigures } from "../helpers/figures.js";
 import { publicJwk, startJwksServer, type JwksServer } from "../helpers/jwks-server.js";
+import { rsaKeyPair } from "../helpers/key-pairs.js";
 import { startTestServer, type CallOutcome } from "../helpers/server.js";
 import { READ_WRITE, TEST_SECRET } from "../helpers/tokens.js";
 
@@ -48,7 +49,7 @@ let tried = 0;
 
 beforeAll(async () => {
   for (const [name, alg, pair] of [
-    ["RSA", "RS256", generateKeyPairSync("rsa", { modulusLength: 2048 })],
+    ["RSA", "RS256", rsaKeyPair(0)],
     ["EC P-256", "ES256", generateKeyPairSync("ec", { namedCurve: "P-256" })],
     ["Ed25519", "EdDSA", generateKeyPairSync("ed25519")],
   ] as const) {
@@ -130,7 +131,7 @@ describe("hostile headers", () => {
   });
 
   it("ignores a key embedded in the header (jwk) or pointed at (jku, x5u): no fetch, no trust", async () => {
-    const attacker = generateKeyPairSync("rsa", { modulusLength: 2048 });
+    const attacker = rsaKeyPair(1);
     const attackerJwk = { ...(await publicJwk(attacker.publicKey)), kid: rsa().jwk.kid, alg: "RS256" };
     attackerJwks.publish([attackerJwk]);
     for (const header of [
@@ -147,7 +148,7 @@ describe("hostile headers", () => {
   });
 
   it("refuses kids the key set does not have, whatever they look like", async () => {
-    const attacker = generateKeyPairSync("rsa", { modulusLength: 2048 });
+    const attacker = rsaKeyPair(2);
     for (const kid of ["../../../etc/passwd", "' OR '1'='1", "kid-RS256\u0000", "KID-RS256", "x".repeat(4000), "", 12, null, ["kid-RS256"]]) {
       const token = await signedToken(attacker.privateKey, { alg: "RS256", kid });
       await expectRefused(jwksEnv(), token, "ERR_AUTH_INVALID", /refused/);
