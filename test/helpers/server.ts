@@ -1,6 +1,8 @@
 import { readFileSync } from "node:fs";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { InMemoryTransport } from "@modelcontextprotocol/sdk/inMemory.js";
+import type { JsonSchemaType, JsonSchemaValidator, jsonSchemaValidator } from "@modelcontextprotocol/sdk/validation";
+import { AjvJsonSchemaValidator } from "@modelcontextprotocol/sdk/validation/ajv";
 import type Database from "better-sqlite3";
 import { readFileHead } from "../../src/auth/token-source.js";
 import { DEFAULT_JWKS_TIMINGS, type JwksTimings } from "../../src/auth/verifier.js";
@@ -10,6 +12,24 @@ import { createServer } from "../../src/server.js";
 import { createServices } from "../../src/services.js";
 import { openDatabase } from "../../src/store/database.js";
 import { TEST_SECRET } from "./tokens.js";
+
+const ajv = new AjvJsonSchemaValidator();
+const compiled = new Map<string, JsonSchemaValidator<unknown>>();
+
+/**
+ * The SDK's own output-schema validator (what a Client uses by default), compiled once per
+ * distinct schema for every test client of a worker. A client compiles all eight output
+ * schemas on each tools/list and builds its own Ajv: about 0.2 s of CPU each time, and the
+ * suite lists tools hundreds of times. Every structuredContent is still validated.
+ */
+export const sharedOutputValidator: jsonSchemaValidator = {
+  getValidator<T>(schema: JsonSchemaType): JsonSchemaValidator<T> {
+    const key = JSON.stringify(schema);
+    let validator = compiled.get(key);
+    if (validator === undefined) compiled.set(key, (validator = ajv.getValidator(schema)));
+    return validator as JsonSchemaValidator<T>;
+  },
+};
 
 /** A clock tests move by hand. Starts at the real time, so tokens minted now are valid. */
 export interface TestClock {
@@ -83,7 +103,7 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
   });
   const { server, close } = createServer({ services, logger, clock, version: "0.0.0-test" });
   const [clientTransport, serverTransport] = InMemoryTransport.createLinkedPair();
-  const client = new Client({ name: "test-client", version: "0.0.0" });
+  const client = new Client({ name: "test-client", version: "0.0.0" }, { jsonSchemaValidator: sharedOutputValidator });
   await server.connect(serverTransport);
   await client.connect(clientTransport);
 

@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js";
-import { callTool, type CallOutcome } from "./server.js";
+import { callTool, sharedOutputValidator, type CallOutcome } from "./server.js";
 
 /** The built entry point, as `npx api-keys-mcp` or a host's `node …/dist/src/index.js` runs it. */
 export const SERVER_ENTRY = fileURLToPath(new URL("../../dist/src/index.js", import.meta.url));
@@ -43,7 +43,7 @@ export async function spawnClient(env: Record<string, string>, cwd?: string): Pr
     partial = lines.pop() ?? "";
     stderr.push(...lines);
   });
-  const client = new Client({ name: "spawn-test", version: "0.0.0" });
+  const client = new Client({ name: "spawn-test", version: "0.0.0" }, { jsonSchemaValidator: sharedOutputValidator });
   await client.connect(transport);
   return { client, stderr, call: (name, args = {}) => callTool(client, name, args), close: () => client.close() };
 }
