@@ -104,6 +104,16 @@ export function spawnRaw(env: Record<string, string>, cwd?: string): RawServer {
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
     child.on("exit", (code, signal) => resolve({ code, signal })),
   );
+  // Each stdout line is parsed once, for every response() to come: a session of many calls
+  // otherwise parses its whole stdout again for each one.
+  const responses = new Map<unknown, Record<string, unknown>>();
+  let parsed = 0;
+  const indexResponses = () => {
+    for (; parsed < stdoutLines.length; parsed++) {
+      const message = JSON.parse(stdoutLines[parsed]!) as Record<string, unknown>;
+      if (!responses.has(message.id)) responses.set(message.id, message);
+    }
+  };
   return {
     child,
     stdoutLines,
@@ -113,18 +123,13 @@ export function spawnRaw(env: Record<string, string>, cwd?: string): RawServer {
     waitForStdout,
     waitForStderr,
     async response(id, timeoutMs = 10_000) {
-      let found: Record<string, unknown> | undefined;
-      let scanned = 0;
-      await waitForStdout((lines) => {
-        for (; scanned < lines.length && !found; scanned++) {
-          const message = JSON.parse(lines[scanned]!) as Record<string, unknown>;
-          if (message.id === id) found = message;
-        }
-        return found !== undefined;
+      await waitForStdout(() => {
+        indexResponses();
+        return responses.has(id);
       }, timeoutMs).catch(() => {
         throw new Error(`no response with id ${id} within ${timeoutMs} ms`);
       });
-      return found!;
+      return responses.get(id)!;
     },
   };
 }
