@@ -148,7 +148,7 @@ describe("hostile headers", () => {
   });
 
   it("refuses kids the key set does not have, whatever they look like", async () => {
-    const attacker = rsaKeyPair(2);
+    const attacker = rsaKeyPair(1);
     for (const kid of ["../../../etc/passwd", "' OR '1'='1", "kid-RS256\u0000", "KID-RS256", "x".repeat(4000), "", 12, null, ["kid-RS256"]]) {
       const token = await signedToken(attacker.privateKey, { alg: "RS256", kid });
       await expectRefused(jwksEnv(), token, "ERR_AUTH_INVALID", /refused/);

@@ -14,12 +14,12 @@ declare module "vitest" {
 }
 
 /** How many RSA pairs a test run has: enough for the most any one file uses at once. */
-export const RSA_KEY_PAIRS = 3;
+export const RSA_KEY_PAIRS = 2;
 
 /**
  * The run's RSA-2048 pairs, made by globalSetup. One takes 0.1 to 1 s of CPU, and the files that
- * need several (an issuer's key, a rotated one, an attacker's) made them in turn; made on
- * libuv's threads while the build runs, they cost no wall time.
+ * need several (an issuer's key, a rotated one, an attacker's) made them one after another;
+ * here they are made once, at the same time on libuv's threads, alongside the build if one runs.
  */
 export function generateRsaKeyPairs(count: number): Promise<PemKeyPair[]> {
   const generate = promisify(generateKeyPair);
