@@ -1,36 +1,34 @@
 import { generateKeyPairSync } from "node:crypto";
-import { readFileSync } from "node:fs";
-import { join } from "node:path";
 import { decodeProtectedHeader, jwtVerify } from "jose";
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { runCommand, spawnClient, tempDir, type SpawnedClient } from "./helpers/spawn.js";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { PACKAGE_VERSION, runCli } from "./helpers/cli.js";
+import { startTestServer, type TestServer } from "./helpers/server.js";
+import { runCommand, tempDir } from "./helpers/spawn.js";
 import { TEST_SECRET } from "./helpers/tokens.js";
 
-const PACKAGE_VERSION = (JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")) as { version: string }).version;
 const JWT_LINE = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\n$/;
-
-/** Runs the built CLI; see runCommand. */
 
 function payloadOf(jwt: string): Record<string, unknown> {
   return JSON.parse(Buffer.from(jwt.split(".")[1]!, "base64url").toString("utf8")) as Record<string, unknown>;
 }
 
+// The commands run in-process through the Io seam (helpers/cli.ts), as src/index.ts wires them;
+// "the built command" at the end runs the real entry point for what only a process shows.
 describe("command line (C1, C2, C4)", () => {
-  // One-shot commands write nothing, so they share one HOME and working directory and run
-  // concurrently; tests that start a server get a directory of their own.
+  // One-shot commands write nothing, so they share one HOME and run concurrently.
   let home: ReturnType<typeof tempDir>;
   beforeAll(() => {
     home = tempDir();
   });
   afterAll(() => home.remove());
   const withSecret = () => ({ API_KEYS_MCP_JWT_SECRET: TEST_SECRET });
-  const cli = (args: string[], env: Record<string, string> = {}) => runCommand(args, env, home.path);
+  const cli = (args: string[], env: Record<string, string> = {}) => runCli(args, env, home.path);
 
   describe.concurrent("help and version", () => {
     it.each(["--version", "-v", "serve --version"])("%s prints the package version", async (line) => {
       const args = line.split(" ");
       const result = await cli(args);
-      expect(result).toEqual({ code: 0, signal: null, stdout: `${PACKAGE_VERSION}\n`, stderr: "" });
+      expect(result).toEqual({ code: 0, stdout: `${PACKAGE_VERSION}\n`, stderr: "" });
     });
 
     it.each(["--help", "-h", "help"])("%s prints the usage and exits 0", async (arg) => {
@@ -76,15 +74,10 @@ describe("command line (C1, C2, C4)", () => {
   });
 
   describe("token with a server", () => {
-    let dir: ReturnType<typeof tempDir>;
-    let server: SpawnedClient | undefined;
-    beforeEach(() => {
-      dir = tempDir();
-    });
+    let server: TestServer | undefined;
     afterEach(async () => {
       await server?.close();
       server = undefined;
-      dir.remove();
     });
 
     it("prints one HS256 token that the server accepts, acting as --sub for --merchant", async () => {
@@ -99,7 +92,7 @@ describe("command line (C1, C2, C4)", () => {
       expect(payload).toEqual({ merchant_id: "m", sub: "s", scope: "api_keys:read api_keys:write", iat: expect.any(Number), exp: expect.any(Number) });
       expect(payload.exp! - payload.iat!).toBe(3600);
 
-      server = await spawnClient({ ...withSecret(), API_KEYS_MCP_DB: join(dir.path, "keys.db"), API_KEYS_MCP_TOKEN: jwt });
+      server = await startTestServer({ env: { ...withSecret(), API_KEYS_MCP_TOKEN: jwt } });
       const created = await server.call("create_api_key", { name: "from the cli token" });
       expect(created.ok).toBe(true);
       expect(created.ok && created.data.key.created_by).toBe("s");
@@ -120,7 +113,7 @@ describe("command line (C1, C2, C4)", () => {
       expect(payloadOf(jwt)).toMatchObject({ org_merchant: "m2", sub: "s2", iss: "https://issuer.example", aud: ["api-keys-mcp"] });
       expect(payloadOf(jwt)).not.toHaveProperty("merchant_id");
 
-      server = await spawnClient({ ...env, API_KEYS_MCP_DB: join(dir.path, "keys.db"), API_KEYS_MCP_TOKEN: jwt });
+      server = await startTestServer({ env: { ...env, API_KEYS_MCP_TOKEN: jwt } });
       const created = await server.call("create_api_key", { name: "issuer and audience" });
       expect(created.ok && created.data.key.created_by).toBe("s2");
     });
@@ -131,7 +124,7 @@ describe("command line (C1, C2, C4)", () => {
       const jwt = result.stdout.trim();
       expect(payloadOf(jwt).scope).toBe("api_keys:read");
 
-      server = await spawnClient({ ...withSecret(), API_KEYS_MCP_DB: join(dir.path, "keys.db"), API_KEYS_MCP_TOKEN: jwt });
+      server = await startTestServer({ env: { ...withSecret(), API_KEYS_MCP_TOKEN: jwt } });
       const create = await server.call("create_api_key", { name: "not allowed" });
       expect(create.ok).toBe(false);
       expect(!create.ok && create.code).toBe("ERR_FORBIDDEN");
@@ -200,6 +193,29 @@ describe("command line (C1, C2, C4)", () => {
       expect(result.code).toBe(2);
       expect(result.stdout).toBe("");
       expect(result.stderr).toMatch(/^api-keys-mcp token: Unknown option '--tenant'/);
+    });
+  });
+
+  // What only the process shows: the entry point reads the version, wires Io to the process and
+  // turns main's result into the exit status. Exit codes 1 and 2 are covered by `audit verify`
+  // in store/audit-chain.test.ts.
+  describe("the built command", () => {
+    let server: TestServer | undefined;
+    afterAll(async () => {
+      await server?.close();
+    });
+
+    it("--version prints the package version and exits 0", async () => {
+      expect(await runCommand(["--version"], {}, home.path)).toEqual({ code: 0, signal: null, stdout: `${PACKAGE_VERSION}\n`, stderr: "" });
+    });
+
+    it("token prints a token that the server accepts", async () => {
+      const result = await runCommand(["token", "--merchant", "m", "--sub", "s"], withSecret(), home.path);
+      expect(result).toMatchObject({ code: 0, signal: null, stderr: "" });
+      expect(result.stdout).toMatch(JWT_LINE);
+      server = await startTestServer({ env: { ...withSecret(), API_KEYS_MCP_TOKEN: result.stdout.trim() } });
+      const created = await server.call("create_api_key", { name: "from the cli token" });
+      expect(created.ok && created.data.key.created_by).toBe("s");
     });
   });
 });

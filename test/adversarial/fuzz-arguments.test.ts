@@ -1,3 +1,4 @@
+import type Database from "better-sqlite3";
 import fc from "fast-check";
 import { exportJWK, generateKeyPair } from "jose";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -283,13 +284,20 @@ describe("property: random arguments to every tool", () => {
    */
   const changesSince = (before: { total: number; seq: number }) => {
     const now = mark();
-    const denials = server.db!.prepare("SELECT COUNT(*) FROM audit_events WHERE seq > ? AND action = 'auth.denied'").pluck().get(before.seq) as number;
+    const denials = statement("SELECT COUNT(*) FROM audit_events WHERE seq > ? AND action = 'auth.denied'").get(before.seq) as number;
     return now.total - before.total - denials;
   };
   const mark = () => ({
-    total: server.db!.prepare("SELECT total_changes()").pluck().get() as number,
-    seq: (server.db!.prepare("SELECT COALESCE(MAX(seq), 0) FROM audit_events").pluck().get() as number) ?? 0,
+    total: statement("SELECT total_changes()").get() as number,
+    seq: (statement("SELECT COALESCE(MAX(seq), 0) FROM audit_events").get() as number) ?? 0,
   });
+  /** Each query prepared once: several run around every one of the thousands of calls. */
+  const prepared = new Map<string, Database.Statement>();
+  const statement = (sql: string) => {
+    let found = prepared.get(sql);
+    if (found === undefined) prepared.set(sql, (found = server.db!.prepare(sql).pluck()));
+    return found;
+  };
 
   /** What every answer must satisfy, whatever the arguments. */
   function checkAnswer(tool: Tool, args: Record<string, unknown>, outcome: CallOutcome): void {

@@ -1,9 +1,10 @@
-import { generateKeyPairSync, type KeyObject } from "node:crypto";
-import { exportJWK, SignJWT, type JWK } from "jose";
+import type { KeyObject } from "node:crypto";
+import { SignJWT, type JWK } from "jose";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from "vitest";
 import type { JwksTimings } from "../../src/auth/verifier.js";
 import { recordFigures } from "../helpers/figures.js";
-import { startJwksServer, type JwksServer } from "../helpers/jwks-server.js";
+import { publicJwk, startJwksServer, type JwksServer } from "../helpers/jwks-server.js";
+import { rsaKeyPair } from "../helpers/key-pairs.js";
 import { startTestServer, type CallOutcome, type TestClock, type TestServer } from "../helpers/server.js";
 import { within } from "../helpers/spawn.js";
 import { READ_WRITE } from "../helpers/tokens.js";
@@ -18,9 +19,9 @@ interface SigningKey {
   jwk: JWK;
 }
 
-async function signingKey(kid: string): Promise<SigningKey> {
-  const { privateKey, publicKey } = generateKeyPairSync("rsa", { modulusLength: 2048 });
-  return { kid, privateKey, jwk: { ...(await exportJWK(publicKey)), kid, alg: "RS256", use: "sig" } };
+async function signingKey(kid: string, pair: number): Promise<SigningKey> {
+  const { privateKey, publicKey } = rsaKeyPair(pair);
+  return { kid, privateKey, jwk: { ...(await publicJwk(publicKey)), kid, alg: "RS256", use: "sig" } };
 }
 
 function tokenFor(key: SigningKey, sub = "user_jwks"): Promise<string> {
@@ -40,7 +41,7 @@ describe("JWKS: rotation, slowness and outages", () => {
   const faults = { rotations: 0, timeouts: 0, outages: 0, bad_answers: 0 };
 
   beforeAll(async () => {
-    [first, second] = await Promise.all([signingKey("key-2026-01"), signingKey("key-2026-02")]);
+    [first, second] = await Promise.all([signingKey("key-2026-01", 0), signingKey("key-2026-02", 1)]);
   });
   beforeEach(async () => {
     jwks = await startJwksServer([first.jwk]);

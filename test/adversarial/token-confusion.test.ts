@@ -1,8 +1,9 @@
 import { createHmac, generateKeyPairSync, type KeyObject } from "node:crypto";
-import { exportJWK, FlattenedSign, type JWK } from "jose";
+import { FlattenedSign, type JWK } from "jose";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { recordFigures } from "../helpers/figures.js";
-import { startJwksServer, type JwksServer } from "../helpers/jwks-server.js";
+import { publicJwk, startJwksServer, type JwksServer } from "../helpers/jwks-server.js";
+import { rsaKeyPair } from "../helpers/key-pairs.js";
 import { startTestServer, type CallOutcome } from "../helpers/server.js";
 import { READ_WRITE, TEST_SECRET } from "../helpers/tokens.js";
 
@@ -48,12 +49,12 @@ let tried = 0;
 
 beforeAll(async () => {
   for (const [name, alg, pair] of [
-    ["RSA", "RS256", generateKeyPairSync("rsa", { modulusLength: 2048 })],
+    ["RSA", "RS256", rsaKeyPair(0)],
     ["EC P-256", "ES256", generateKeyPairSync("ec", { namedCurve: "P-256" })],
     ["Ed25519", "EdDSA", generateKeyPairSync("ed25519")],
   ] as const) {
     const pem = pair.publicKey.export({ type: "spki", format: "pem" }).toString();
-    pairs.push({ name, alg, ...pair, pem, jwk: { ...(await exportJWK(pair.publicKey)), kid: `kid-${alg}`, alg, use: "sig" } });
+    pairs.push({ name, alg, ...pair, pem, jwk: { ...(await publicJwk(pair.publicKey)), kid: `kid-${alg}`, alg, use: "sig" } });
   }
   jwks = await startJwksServer(pairs.map((pair) => pair.jwk));
   attackerJwks = await startJwksServer();
@@ -130,8 +131,8 @@ describe("hostile headers", () => {
   });
 
   it("ignores a key embedded in the header (jwk) or pointed at (jku, x5u): no fetch, no trust", async () => {
-    const attacker = generateKeyPairSync("rsa", { modulusLength: 2048 });
-    const attackerJwk = { ...(await exportJWK(attacker.publicKey)), kid: rsa().jwk.kid, alg: "RS256" };
+    const attacker = rsaKeyPair(1);
+    const attackerJwk = { ...(await publicJwk(attacker.publicKey)), kid: rsa().jwk.kid, alg: "RS256" };
     attackerJwks.publish([attackerJwk]);
     for (const header of [
       { jwk: attackerJwk },
@@ -147,7 +148,7 @@ describe("hostile headers", () => {
   });
 
   it("refuses kids the key set does not have, whatever they look like", async () => {
-    const attacker = generateKeyPairSync("rsa", { modulusLength: 2048 });
+    const attacker = rsaKeyPair(1);
     for (const kid of ["../../../etc/passwd", "' OR '1'='1", "kid-RS256\u0000", "KID-RS256", "x".repeat(4000), "", 12, null, ["kid-RS256"]]) {
       const token = await signedToken(attacker.privateKey, { alg: "RS256", kid });
       await expectRefused(jwksEnv(), token, "ERR_AUTH_INVALID", /refused/);

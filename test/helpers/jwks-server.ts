@@ -1,7 +1,18 @@
 import { once } from "node:events";
 import { createServer, type ServerResponse } from "node:http";
+import { createPublicKey, type KeyObject } from "node:crypto";
 import type { AddressInfo } from "node:net";
-import type { JWK } from "jose";
+import { exportJWK, type JWK } from "jose";
+
+/**
+ * The public JWK of a key from generateKeyPairSync. Exported from a copy: on Node 20, exporting
+ * a generated key as JWK holds that key's lock while allocating, and a garbage collection that
+ * frees the finished generation job in that moment waits for the same lock; the test process
+ * then hangs for good. A copy made from PEM has a lock of its own.
+ */
+export function publicJwk(publicKey: KeyObject): Promise<JWK> {
+  return exportJWK(createPublicKey(publicKey.export({ type: "spki", format: "pem" })));
+}
 
 /** How the issuer's JWKS endpoint behaves for the next requests. */
 export type JwksMode = "ok" | "hang" | "error500" | "html" | "not-a-jwks";

@@ -2,6 +2,8 @@ import { readFileSync } from "node:fs";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { InMemoryTransport } from "@modelcontextprotocol/sdk/inMemory.js";
 import { ElicitRequestSchema, type ClientCapabilities, type ElicitRequest, type ElicitResult } from "@modelcontextprotocol/sdk/types.js";
+import type { JsonSchemaType, JsonSchemaValidator, jsonSchemaValidator } from "@modelcontextprotocol/sdk/validation";
+import { AjvJsonSchemaValidator } from "@modelcontextprotocol/sdk/validation/ajv";
 import type Database from "better-sqlite3";
 import { createTokenResolver, readFileHead } from "../../src/auth/token-source.js";
 import { DEFAULT_JWKS_TIMINGS, type JwksTimings } from "../../src/auth/verifier.js";
@@ -12,6 +14,24 @@ import { createServer } from "../../src/server.js";
 import { createServices } from "../../src/services.js";
 import { openDatabase } from "../../src/store/sqlite/database.js";
 import { TEST_SECRET } from "./tokens.js";
+
+const ajv = new AjvJsonSchemaValidator();
+const compiled = new Map<string, JsonSchemaValidator<unknown>>();
+
+/**
+ * The SDK's own output-schema validator (what a Client uses by default), compiled once per
+ * distinct schema for every test client of a worker. A client compiles all eight output
+ * schemas on each tools/list and builds its own Ajv: about 0.2 s of CPU each time, and the
+ * suite lists tools hundreds of times. Every structuredContent is still validated.
+ */
+export const sharedOutputValidator: jsonSchemaValidator = {
+  getValidator<T>(schema: JsonSchemaType): JsonSchemaValidator<T> {
+    const key = JSON.stringify(schema);
+    let validator = compiled.get(key);
+    if (validator === undefined) compiled.set(key, (validator = ajv.getValidator(schema)));
+    return validator as JsonSchemaValidator<T>;
+  },
+};
 
 /** A clock tests move by hand. Starts at the real time, so tokens minted now are valid. */
 export interface TestClock {
@@ -96,7 +116,7 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
   const { server, close } = createServer({ services, logger, clock, version: "0.0.0-test", credentials: { from: "argument", resolveToken } });
   const [clientTransport, serverTransport] = InMemoryTransport.createLinkedPair();
   const capabilities: ClientCapabilities = { ...options.capabilities, ...(options.onElicit && { elicitation: { form: {} } }) };
-  const client = new Client(options.clientInfo ?? { name: "test-client", version: "0.0.0" }, { capabilities });
+  const client = new Client(options.clientInfo ?? { name: "test-client", version: "0.0.0" }, { capabilities, jsonSchemaValidator: sharedOutputValidator });
   const onElicit = options.onElicit;
   if (onElicit) client.setRequestHandler(ElicitRequestSchema, (request) => onElicit(request.params));
   await server.connect(serverTransport);

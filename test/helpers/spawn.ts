@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js";
-import { callTool, type CallOutcome } from "./server.js";
+import { callTool, sharedOutputValidator, type CallOutcome } from "./server.js";
 
 /** The built entry point, as `npx api-keys-mcp` or a host's `node …/dist/src/index.js` runs it. */
 export const SERVER_ENTRY = fileURLToPath(new URL("../../dist/src/index.js", import.meta.url));
@@ -45,7 +45,7 @@ export async function spawnClient(env: Record<string, string>, cwd?: string): Pr
     partial = lines.pop() ?? "";
     stderr.push(...lines);
   });
-  const client = new Client({ name: "spawn-test", version: "0.0.0" });
+  const client = new Client({ name: "spawn-test", version: "0.0.0" }, { jsonSchemaValidator: sharedOutputValidator });
   await client.connect(transport);
   return { client, pid: transport.pid!, stderr, call: (name, args = {}) => callTool(client, name, args), close: () => client.close() };
 }
@@ -106,6 +106,16 @@ export function spawnRaw(env: Record<string, string>, cwd?: string): RawServer {
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
     child.on("exit", (code, signal) => resolve({ code, signal })),
   );
+  // Each stdout line is parsed once, for every response() to come: a session of many calls
+  // otherwise parses its whole stdout again for each one.
+  const responses = new Map<unknown, Record<string, unknown>>();
+  let parsed = 0;
+  const indexResponses = () => {
+    for (; parsed < stdoutLines.length; parsed++) {
+      const message = JSON.parse(stdoutLines[parsed]!) as Record<string, unknown>;
+      if (!responses.has(message.id)) responses.set(message.id, message);
+    }
+  };
   return {
     child,
     stdoutLines,
@@ -115,18 +125,13 @@ export function spawnRaw(env: Record<string, string>, cwd?: string): RawServer {
     waitForStdout,
     waitForStderr,
     async response(id, timeoutMs = 10_000) {
-      let found: Record<string, unknown> | undefined;
-      let scanned = 0;
-      await waitForStdout((lines) => {
-        for (; scanned < lines.length && !found; scanned++) {
-          const message = JSON.parse(lines[scanned]!) as Record<string, unknown>;
-          if (message.id === id) found = message;
-        }
-        return found !== undefined;
+      await waitForStdout(() => {
+        indexResponses();
+        return responses.has(id);
       }, timeoutMs).catch(() => {
         throw new Error(`no response with id ${id} within ${timeoutMs} ms`);
       });
-      return found!;
+      return responses.get(id)!;
     },
   };
 }

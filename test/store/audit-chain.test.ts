@@ -12,7 +12,7 @@ import { SqliteKeyRepository } from "../../src/store/sqlite/repository.js";
 import { newKeyId } from "../../src/keys/ids.js";
 import { issueApiKey } from "../../src/keys/secret.js";
 import { newKey } from "../helpers/keys.js";
-
+import { runCli } from "../helpers/cli.js";
 import { runCommand, tempDir } from "../helpers/spawn.js";
 
 const ALICE = { tenantId: "merchant_a", subject: "alice", client: null };
@@ -81,11 +81,11 @@ describe("audit hash chain (S4)", () => {
   });
 
   it("`audit verify` prints the rows checked and exits 0 on an intact chain", async () => {
-    const run = await runCommand(["audit", "verify", "--db", dbPath], {}, dir.path);
+    const run = await runCli(["audit", "verify", "--db", dbPath], {}, dir.path);
     expect(run.code).toBe(0);
     expect(run.stdout).toMatch(/^audit chain intact: 8 rows checked; head hash [0-9a-f]{64}\n$/);
     // API_KEYS_MCP_DB works as well as --db.
-    const byEnv = await runCommand(["audit", "verify"], { API_KEYS_MCP_DB: dbPath }, dir.path);
+    const byEnv = await runCli(["audit", "verify"], { API_KEYS_MCP_DB: dbPath }, dir.path);
     expect(byEnv.stdout).toBe(run.stdout);
   });
 
@@ -108,7 +108,7 @@ describe("audit hash chain (S4)", () => {
     expect(result.seq).toBe(brokenSeq);
     expect(result.problem).toMatch(problem);
 
-    const run = await runCommand(["audit", "verify", "--db", dbPath], {}, dir.path);
+    const run = await runCli(["audit", "verify", "--db", dbPath], {}, dir.path);
     expect(run.code).toBe(1);
     expect(run.stdout).toContain(`BROKEN at row ${brokenSeq} (event ${result.eventId})`);
   });
@@ -137,16 +137,30 @@ describe("audit hash chain (S4)", () => {
 
   it("answers exit 2 for a missing database, without creating it", async () => {
     const missing = join(dir.path, "nope.db");
-    const run = await runCommand(["audit", "verify", "--db", missing], {}, dir.path);
+    const run = await runCli(["audit", "verify", "--db", missing], {}, dir.path);
     expect(run.code).toBe(2);
     expect(run.stderr).toMatch(/cannot open/);
     expect(existsSync(missing)).toBe(false);
   });
 
   it("prints its usage for --help", async () => {
-    const help = await runCommand(["audit", "--help"], {}, dir.path);
+    const help = await runCli(["audit", "--help"], {}, dir.path);
     expect(help.code).toBe(0);
     expect(help.stdout).toMatch(/Usage: api-keys-mcp audit verify/);
+  });
+
+  // The cases above run the command in-process; this one runs the built entry point, for the
+  // exit status a script or a cron job sees (0 is covered by cli.test.ts).
+  it("exits the built process with 1 for a broken chain and 2 for no database", async () => {
+    tamper("DELETE FROM audit_events WHERE seq = 3");
+    const [broken, missing] = await Promise.all([
+      runCommand(["audit", "verify", "--db", dbPath], {}, dir.path),
+      runCommand(["audit", "verify", "--db", join(dir.path, "nope.db")], {}, dir.path),
+    ]);
+    expect(broken).toMatchObject({ code: 1, signal: null, stderr: "" });
+    expect(broken.stdout).toMatch(/^audit chain BROKEN at row 4 /);
+    expect(missing).toMatchObject({ code: 2, signal: null, stdout: "" });
+    expect(missing.stderr).toMatch(/^api-keys-mcp audit: cannot open/);
   });
 });
 

@@ -10,8 +10,8 @@ import { MIGRATIONS } from "../../src/store/sqlite/migrations/index.js";
 import { SqliteKeyRepository } from "../../src/store/sqlite/repository.js";
 import { ONE_CALL_PER_TOOL } from "../helpers/rpc.js";
 import { startTestServer } from "../helpers/server.js";
-import { spawnClient, tempDir } from "../helpers/spawn.js";
-import { merchantToken, TEST_SECRET } from "../helpers/tokens.js";
+import { tempDir } from "../helpers/spawn.js";
+import { merchantToken } from "../helpers/tokens.js";
 
 const LATEST = MIGRATIONS.at(-1)!.version;
 /** A version after every real step, for steps made up by these tests. */
@@ -309,13 +309,11 @@ describe("migrations (S1)", () => {
     }
   });
 
-  it("makes a spawned server answer ERR_CONFIG to every tool, naming no path", async () => {
+  // The same through every tool. In-process: what a spawned server answers with a problem in its
+  // configuration is covered by stdio.test.ts.
+  it("answers ERR_CONFIG to every tool, naming no path", async () => {
     writeFutureDatabase(file);
-    const server = await spawnClient({
-      API_KEYS_MCP_JWT_SECRET: TEST_SECRET,
-      API_KEYS_MCP_DB: file,
-      API_KEYS_MCP_TOKEN: await merchantToken("m_future"),
-    });
+    const server = await startTestServer({ env: { API_KEYS_MCP_DB: file, API_KEYS_MCP_TOKEN: await merchantToken("m_future") } });
     try {
       for (const [tool, args] of ONE_CALL_PER_TOOL) {
         const outcome = await server.call(tool, args);
