@@ -1,4 +1,4 @@
-import type { KeyRecord } from "../keys/record.js";
+import type { KeyRecord, NewKey } from "../keys/record.js";
 import type { UsageDelta } from "./usage-batcher.js";
 
 /**
@@ -43,4 +43,29 @@ export function keyFromRow(row: KeyRow, pending: UsageDelta | undefined): KeyRec
     rotatedFrom: row[14] as string | null,
     rotatedTo: row[15] as string | null,
   };
+}
+
+/** The columns a new key's row is inserted with, in the order of `keyInsertValues`. */
+export const KEY_INSERT_COLUMNS =
+  "key_id, tenant_id, name, description, type, environment, prefix, key_hash, hash_version, created_at, updated_at, expires_at, created_by, scopes, rotated_from";
+
+/** The values of a new key's row (its record as planned, and the hash it is stored under), in KEY_INSERT_COLUMNS order. */
+export function keyInsertValues(record: KeyRecord, key: NewKey): unknown[] {
+  return [
+    record.keyId,
+    record.tenantId,
+    record.name,
+    record.description,
+    record.type,
+    record.environment,
+    record.prefix,
+    key.hash,
+    key.hashVersion,
+    record.createdAt,
+    record.updatedAt,
+    record.expiresAt,
+    record.createdBy,
+    JSON.stringify(record.scopes),
+    record.rotatedFrom,
+  ];
 }

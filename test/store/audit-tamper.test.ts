@@ -1,45 +1,20 @@
 import { join } from "node:path";
-import { PassThrough } from "node:stream";
 import Database from "better-sqlite3";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { auditHash, GENESIS_HASH, type ChainedRow } from "../../src/audit/chain.js";
-import type { Io } from "../../src/cli/io.js";
-import { main } from "../../src/cli/main.js";
 import { verifySqliteAuditChain } from "../../src/store/sqlite/audit-chain.js";
 import { openDatabase } from "../../src/store/sqlite/database.js";
 import { SqliteKeyRepository } from "../../src/store/sqlite/repository.js";
 import { newKey } from "../helpers/keys.js";
 import { tempDir } from "../helpers/spawn.js";
+import { runCli } from "../helpers/cli.js";
 
 const ALICE = { tenantId: "merchant_a", subject: "alice", client: null };
 const AUDIT_KEY = "audit-key-0123456789abcdef-0123456789";
 
 /** `api-keys-mcp audit verify …` in-process, with the environment given. */
-async function auditVerify(args: string[], env: Record<string, string> = {}): Promise<{ code: number | undefined; stdout: string; stderr: string }> {
-  const stdout = new PassThrough();
-  const stderr = new PassThrough();
-  const out: string[] = [];
-  const err: string[] = [];
-  stdout.on("data", (chunk: Buffer) => out.push(chunk.toString()));
-  stderr.on("data", (chunk: Buffer) => err.push(chunk.toString()));
-  const io: Io = {
-    env,
-    platform: "linux",
-    homedir: "/nonexistent-home",
-    stdin: new PassThrough(),
-    stdout,
-    stderr,
-    readFileSync: () => {
-      throw new Error("no files here");
-    },
-    readTokenFile: async () => "",
-    onSignal: () => {},
-    onExit: () => {},
-    exit: () => {},
-    version: "0.0.0-test",
-  };
-  const code = await main(["audit", "verify", ...args], io);
-  return { code, stdout: out.join(""), stderr: err.join("") };
+function auditVerify(args: string[], env: Record<string, string> = {}) {
+  return runCli(["audit", "verify", ...args], env, "/nonexistent-home");
 }
 
 /** The rows of the chain as stored, oldest first. */

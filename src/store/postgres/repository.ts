@@ -12,7 +12,7 @@ import {
 import { planCreate, planRevoke, planRotation, planUpdate } from "../../keys/lifecycle.js";
 import type { KeyPatch, KeyRecord, NewKey, Rotation } from "../../keys/record.js";
 import { createCursorCodec, type CursorCodec } from "../cursor.js";
-import { KEY_FROM_WITH_USAGE, KEY_SELECT, keyFromRow, rowSeq, type KeyRow } from "../key-row.js";
+import { KEY_FROM_WITH_USAGE, KEY_INSERT_COLUMNS, KEY_SELECT, keyFromRow, keyInsertValues, rowSeq, type KeyRow } from "../key-row.js";
 import { keyPlanShape, LIST_WINDOW_ROWS, planKeyList, type KeyListPlan, type KeyWalk } from "../list-plan.js";
 import type { AuditPage, Claimed, CreateResult, KeyPage, KeyRepository, ListAuditQuery, ListKeysQuery, MutationResult, RotationResult } from "../repository.js";
 import { UsageBatcher, type UsageDelta } from "../usage-batcher.js";
@@ -325,28 +325,11 @@ export class PostgresKeyRepository implements KeyRepository {
   async #insert(client: pg.PoolClient, record: KeyRecord, key: NewKey): Promise<void> {
     await client.query({
       name: "key_insert",
-      text: `INSERT INTO api_keys (key_id, tenant_id, name, description, type, environment, prefix, key_hash, hash_version,
-               created_at, updated_at, expires_at, created_by, scopes, rotated_from)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)`,
-      values: [
-        record.keyId,
-        record.tenantId,
-        record.name,
-        record.description,
-        record.type,
-        record.environment,
-        record.prefix,
-        key.hash,
-        key.hashVersion,
-        record.createdAt,
-        record.updatedAt,
-        record.expiresAt,
-        record.createdBy,
-        JSON.stringify(record.scopes),
-        record.rotatedFrom,
-      ],
+      text: `INSERT INTO api_keys (${KEY_INSERT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)`,
+      values: keyInsertValues(record, key),
     });
   }
+
 
   async #writeUsage(batch: Map<number, UsageDelta>): Promise<void> {
     const seqs = [...batch.keys()].sort((a, b) => a - b);

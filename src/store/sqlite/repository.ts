@@ -11,7 +11,7 @@ import {
 import { planCreate, planRevoke, planRotation, planUpdate } from "../../keys/lifecycle.js";
 import type { DeliveryMethod, KeyPatch, KeyRecord, NewKey, Rotation } from "../../keys/record.js";
 import { createCursorCodec, type CursorCodec } from "../cursor.js";
-import { KEY_SELECT, keyFromRow, rowSeq, type KeyRow } from "../key-row.js";
+import { KEY_INSERT_COLUMNS, KEY_SELECT, keyFromRow, keyInsertValues, rowSeq, type KeyRow } from "../key-row.js";
 import { keyPlanShape, LIST_WINDOW_ROWS, planKeyList, type KeyListPlan, type KeyWalk } from "../list-plan.js";
 import type { AuditPage, Claimed, CreateResult, KeyPage, KeyRepository, ListAuditQuery, ListKeysQuery, MutationResult, RotationResult } from "../repository.js";
 import { UsageBatcher, type UsageDelta } from "../usage-batcher.js";
@@ -131,9 +131,7 @@ export class SqliteKeyRepository implements KeyRepository {
     this.#usage = new UsageBatcher<number>((batch) => writeUsage.immediate(batch), { intervalMs: options.usageFlushMs, onError: options.onUsageError });
     // Positional parameters on the hot insert: binding by name looks up every property.
     this.#insertKey = db.prepare(
-      `INSERT INTO api_keys (key_id, tenant_id, name, description, type, environment, prefix, key_hash, hash_version,
-         created_at, updated_at, expires_at, created_by, scopes, rotated_from)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      `INSERT INTO api_keys (${KEY_INSERT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     );
     this.#selectKey = db.prepare<[string, string], KeyRow>(`${KEY_SELECT} FROM ${KEY_FROM} ${USAGE_JOIN} WHERE k.key_id = ? AND k.tenant_id = ?`).raw();
     this.#selectByHash = db.prepare<[string], KeyRow>(`${KEY_SELECT} FROM ${KEY_FROM} ${USAGE_JOIN} WHERE k.key_hash = ?`).raw();
@@ -340,24 +338,9 @@ export class SqliteKeyRepository implements KeyRepository {
   }
 
   #insert(record: KeyRecord, key: NewKey): void {
-    this.#insertKey.run(
-      record.keyId,
-      record.tenantId,
-      record.name,
-      record.description,
-      record.type,
-      record.environment,
-      record.prefix,
-      key.hash,
-      key.hashVersion,
-      record.createdAt,
-      record.updatedAt,
-      record.expiresAt,
-      record.createdBy,
-      JSON.stringify(record.scopes),
-      record.rotatedFrom,
-    );
+    this.#insertKey.run(...keyInsertValues(record, key));
   }
+
 
   /** A raw key row as a `KeyRecord`, with the uses this process counted and has not yet written. */
   #toRecord(row: KeyRow): KeyRecord {

@@ -1,8 +1,5 @@
-import { PassThrough } from "node:stream";
 import pg from "pg";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import type { Io } from "../../../src/cli/io.js";
-import { main } from "../../../src/cli/main.js";
 import { openVerifier } from "../../../src/lib.js";
 import { migratePostgres } from "../../../src/store/postgres/migrate.js";
 import { createPool } from "../../../src/store/postgres/pool.js";
@@ -10,33 +7,11 @@ import { PostgresKeyRepository } from "../../../src/store/postgres/repository.js
 import { createTestDatabase } from "../../helpers/postgres.js";
 import { startTestServer, type TestServer } from "../../helpers/server.js";
 import { merchantToken, TEST_SECRET } from "../../helpers/tokens.js";
+import { runCli } from "../../helpers/cli.js";
 
-/** `api-keys-mcp …` in-process. */
-async function run(argv: string[], env: Record<string, string>): Promise<{ code: number | undefined; stdout: string; stderr: string }> {
-  const stdout = new PassThrough();
-  const stderr = new PassThrough();
-  const out: string[] = [];
-  const err: string[] = [];
-  stdout.on("data", (chunk: Buffer) => out.push(chunk.toString()));
-  stderr.on("data", (chunk: Buffer) => err.push(chunk.toString()));
-  const io: Io = {
-    env,
-    platform: "linux",
-    homedir: "/nonexistent-home",
-    stdin: new PassThrough(),
-    stdout,
-    stderr,
-    readFileSync: () => {
-      throw new Error("no files here");
-    },
-    readTokenFile: async () => "",
-    onSignal: () => {},
-    onExit: () => {},
-    exit: () => {},
-    version: "0.0.0-test",
-  };
-  const code = await main(argv, io);
-  return { code, stdout: out.join(""), stderr: err.join("") };
+/** `api-keys-mcp …` in-process, with the environment given. */
+function run(argv: string[], env: Record<string, string>) {
+  return runCli(argv, env, "/nonexistent-home");
 }
 
 describe("the server on PostgreSQL", () => {
