@@ -19,6 +19,13 @@ function statusMb(field: string): number {
   return Number(new RegExp(`${field}:\\s+(\\d+) kB`).exec(status)![1]) / 1024;
 }
 
+/** Where the memory is, in MB: V8's heap (its size and what is live in it), and outside it. */
+function heap() {
+  const usage = process.memoryUsage();
+  const mb = (bytes: number) => Math.round(bytes / 104857.6) / 10;
+  return { heapTotalMb: mb(usage.heapTotal), heapUsedMb: mb(usage.heapUsed), externalMb: mb(usage.external), anonMb: statusMb("RssAnon"), fileMb: statusMb("RssFile") };
+}
+
 let touched = 0;
 for (const key of plaintexts) touched += key.length;
 if (touched === 0) throw new Error("no plaintexts");
@@ -35,8 +42,8 @@ if (mode === "verifier") {
     }
     await new Promise((resolve) => setImmediate(resolve));
   }
-  process.stdout.write(JSON.stringify({ rssMb: statusMb("VmRSS"), hwmMb: statusMb("VmHWM"), calls: i }));
+  process.stdout.write(JSON.stringify({ rssMb: statusMb("VmRSS"), hwmMb: statusMb("VmHWM"), calls: i, ...heap() }));
   await verifier.close();
 } else {
-  process.stdout.write(JSON.stringify({ rssMb: statusMb("VmRSS"), hwmMb: statusMb("VmHWM"), calls: 0 }));
+  process.stdout.write(JSON.stringify({ rssMb: statusMb("VmRSS"), hwmMb: statusMb("VmHWM"), calls: 0, ...heap() }));
 }

@@ -12,12 +12,16 @@ import { median, spread } from "./stats.js";
 const VERIFY_WORKER = fileURLToPath(new URL("./verify-worker.js", import.meta.url));
 const VERIFIER_MEMORY = fileURLToPath(new URL("./verifier-memory.js", import.meta.url));
 
-interface RoundResult {
+export interface RoundResult {
   perSecond: number;
+  /** CPU per call, all threads of the worker process. */
   cpuUsPerCall: number;
+  /** CPU per call of the thread that verifies. */
+  mainCpuUsPerCall: number;
 }
 
-class Worker {
+/** A verify-worker process on one file; `lib` loads openVerifier from another build. */
+export class VerifyWorker {
   readonly #child: ChildProcess;
   readonly ready: Promise<void>;
 
@@ -54,7 +58,7 @@ export const verify: Section = {
   name: "verify",
   quick: true,
   async run(ctx) {
-    const workers = ctx.files.map((file) => new Worker(file));
+    const workers = ctx.files.map((file) => new VerifyWorker(file));
     const results = new Map(workers.map((worker) => [worker.file.keys, { ours: [] as RoundResult[], floor: [] as RoundResult[] }]));
     try {
       await Promise.all(workers.map((worker) => worker.ready));
