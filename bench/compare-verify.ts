@@ -37,7 +37,7 @@ const cpu = (side: RoundResult[]) => median(side.map((r) => r.cpuUsPerCall));
 const mainCpu = (side: RoundResult[]) => median(side.map((r) => r.mainCpuUsPerCall));
 for (const [name, side] of Object.entries(results)) {
   const vsFloor = side.map((r, i) => r.perSecond / results.floor[i]!.perSecond);
-  console.log(`${name.padEnd(7)} ${rate(side).toFixed(0).padStart(7)} /s  CPU/call ${cpu(side).toFixed(2).padStart(6)} µs (main thread ${mainCpu(side).toFixed(2).padStart(6)} µs)  vs floor ${median(vsFloor).toFixed(2)}× (${spread(vsFloor)})`);
+  console.log(`${name.padEnd(7)} ${rate(side).toFixed(0).padStart(7)} /s  CPU/call ${cpu(side).toFixed(2).padStart(6)} µs (main thread ${mainCpu(side).toFixed(2).padStart(6)} µs)  vs floor ${median(vsFloor).toFixed(2)}× (${spread(vsFloor)})  longest turn ${Math.max(...side.map((r) => r.longestTurnMs)).toFixed(0)} ms`);
 }
 const gain = results.after.map((r, i) => r.perSecond / results.before[i]!.perSecond);
 console.log(`after/before: ${median(gain).toFixed(2)}× (${spread(gain)})`);

@@ -18,6 +18,8 @@ export interface RoundResult {
   cpuUsPerCall: number;
   /** CPU per call of the thread that verifies. */
   mainCpuUsPerCall: number;
+  /** The longest event-loop turn between batches of calls. */
+  longestTurnMs: number;
 }
 
 /** A verify-worker process on one file; `lib` loads openVerifier from another build. */
@@ -75,6 +77,7 @@ export const verify: Section = {
 
     const rate = (rounds: RoundResult[]) => median(rounds.map((r) => r.perSecond));
     const cpu = (rounds: RoundResult[]) => median(rounds.map((r) => r.cpuUsPerCall));
+    const mainCpu = (rounds: RoundResult[]) => median(rounds.map((r) => r.mainCpuUsPerCall));
     for (const keys of [100_000, 1_000_000]) {
       const result = results.get(keys);
       if (!result) continue;
@@ -86,9 +89,17 @@ export const verify: Section = {
         0.7,
         "≥",
       );
+      addRatioRow(
+        `  longest event-loop turn in those rounds (work the verifier does between calls, such as writing counts)`,
+        Math.max(...result.ours.map((r) => r.longestTurnMs)),
+        Math.max(...result.floor.map((r) => r.longestTurnMs)),
+        "ms",
+        undefined,
+        "≤",
+      );
       addNote(
         `verify, ${keysLabel(keys)} keys: per-round ratios ${spread(result.ours.map((r, i) => r.perSecond / result.floor[i]!.perSecond))}; ` +
-          `CPU per call (all threads) ${fmt(cpu(result.ours), "µs")} ours, ${fmt(cpu(result.floor), "µs")} floor.`,
+          `CPU per call ${fmt(cpu(result.ours), "µs")} ours (${fmt(mainCpu(result.ours), "µs")} on the verifying thread), ${fmt(cpu(result.floor), "µs")} floor.`,
       );
     }
     const small = results.get(10_000);
@@ -105,7 +116,7 @@ export const verify: Section = {
 /**
  * Resident memory of a process verifying as a service does (on the largest file, all its
  * plaintexts in memory), minus that of a process holding the same plaintexts: the verifier's
- * own cost. Three pairs, alternating; medians.
+ * own cost. Three pairs (two with --quick), alternating; medians.
  */
 export const verifierMemory: Section = {
   name: "verifier-memory",
@@ -116,8 +127,11 @@ export const verifierMemory: Section = {
     const base: number[] = [];
     const peak: number[] = [];
     const run = (mode: string) =>
-      JSON.parse(execFileSync(process.execPath, [VERIFIER_MEMORY, mode, file.path, file.keysFile, "4000"], { encoding: "utf8" })) as { rssMb: number; hwmMb: number };
-    for (let i = 0; i < 3; i++) {
+      JSON.parse(execFileSync(process.execPath, [VERIFIER_MEMORY, mode, file.path, file.keysFile, ctx.quick ? "2000" : "4000"], { encoding: "utf8" })) as {
+        rssMb: number;
+        hwmMb: number;
+      };
+    for (let i = 0; i < (ctx.quick ? 2 : 3); i++) {
       const verifier = run("verifier");
       ours.push(verifier.rssMb);
       peak.push(verifier.hwmMb);
