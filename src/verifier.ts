@@ -60,7 +60,7 @@ export function openVerifier(options: VerifierOptions): Verifier {
     throw new TypeError("openVerifier: options.db must be a file path or a better-sqlite3 Database");
   }
 
-  const repository = new SqliteKeyRepository(db, { usageFlushMs: options.usageFlushMs, closeDatabase: ownsDb, usageThread: ownsDb });
+  const repository = new SqliteKeyRepository(db, { usageFlushMs: options.usageFlushMs, closeDatabase: ownsDb });
   let closed = false;
   return {
     async verify(plaintext, options = {}) {

@@ -10,7 +10,6 @@ import { SqliteAuditQuery } from "./audit-query.js";
 import { createAuditWriter, type AuditWriter } from "./audit-writer.js";
 import { read } from "./busy.js";
 import { scheduleCheckpoints } from "./checkpointer.js";
-import { UPSERT_USAGE, UsageWriterThread } from "./usage-thread.js";
 import { WriteBatcher } from "./write-batch.js";
 
 /**
@@ -67,12 +66,6 @@ export interface SqliteRepositoryOptions {
   auditKey?: Uint8Array;
   /** Index entries a filtered page looks at, at most (default LIST_WINDOW_ROWS); tests lower it. */
   listWindowRows?: number;
-  /**
-   * Write counted uses from a thread of their own (UsageWriterThread), so that no read waits for
-   * them: for a process that verifies many keys (the library's verifier). Ignored for an
-   * in-memory database, which no other connection can open.
-   */
-  usageThread?: boolean;
 }
 
 /**
@@ -86,7 +79,6 @@ export class SqliteKeyRepository implements KeyRepository {
   readonly #auditWriter: AuditWriter;
   readonly #auditQuery: SqliteAuditQuery;
   readonly #usage: UsageBatcher<number>;
-  readonly #usageThread: UsageWriterThread | undefined;
   readonly #writes: WriteBatcher;
   readonly #cursors: CursorCodec;
   readonly #checkpoints: { stop: () => void } | undefined;
@@ -114,19 +106,18 @@ export class SqliteKeyRepository implements KeyRepository {
     this.#checkpoints = options.checkpointEveryMs ? scheduleCheckpoints(db, options.checkpointEveryMs) : undefined;
     this.#writes = new WriteBatcher(db, { onBegin: this.#auditWriter.beginTransaction, busyTimeoutMs: options.busyTimeoutMs });
     // Counts go to their own narrow table in row-id order, adding to what is there.
-    const upsertUsage = db.prepare(UPSERT_USAGE);
+    const upsertUsage = db.prepare(
+      `INSERT INTO key_usage (key_seq, usage_count, last_used_at) VALUES (?, ?, ?)
+       ON CONFLICT (key_seq) DO UPDATE SET usage_count = usage_count + excluded.usage_count,
+         last_used_at = MAX(COALESCE(last_used_at, 0), excluded.last_used_at)`,
+    );
     const writeUsage = db.transaction((batch: Map<number, UsageDelta>) => {
       for (const seq of [...batch.keys()].sort((a, b) => a - b)) {
         const { count, lastUsedAt } = batch.get(seq)!;
         upsertUsage.run(seq, count, lastUsedAt);
       }
     });
-    const thread = options.usageThread && !db.memory ? new UsageWriterThread(db.name, { busyTimeoutMs: options.busyTimeoutMs ?? 5000 }) : undefined;
-    this.#usageThread = thread;
-    this.#usage = new UsageBatcher<number>(thread ? (batch) => thread.write(batch) : (batch) => writeUsage.immediate(batch), {
-      intervalMs: options.usageFlushMs,
-      onError: options.onUsageError,
-    });
+    this.#usage = new UsageBatcher<number>((batch) => writeUsage.immediate(batch), { intervalMs: options.usageFlushMs, onError: options.onUsageError });
     // Positional parameters on the hot insert: binding by name looks up every property.
     this.#insertKey = db.prepare(
       `INSERT INTO api_keys (key_id, tenant_id, name, description, type, environment, prefix, key_hash, hash_version,
@@ -262,7 +253,6 @@ export class SqliteKeyRepository implements KeyRepository {
     await this.#writes.drain();
     this.#checkpoints?.stop();
     await this.#usage.close();
-    await this.#usageThread?.close();
     if (this.#closeDatabase && this.#db.open) this.#db.close();
   }
 
