@@ -28,7 +28,7 @@ export function fmt(value: number, unit: string): string {
 export function addRatioRow(measure: string, ours: number, baseline: number, unit: string, goal: number | undefined, sense: "≤" | "≥"): Row {
   const ratio = ours / baseline;
   const met = goal === undefined || (sense === "≤" ? ratio <= goal : ratio >= goal);
-  const row = { measure, ours: fmt(ours, unit), baseline: fmt(baseline, unit), ratio, goal: goal === undefined ? "(reported)" : `${sense} ${goal}×`, met };
+  const row = { measure, ours: fmt(ours, unit), baseline: fmt(baseline, unit), ratio, goal: goal === undefined ? "(reported)" : `${sense} ${Number(goal.toFixed(2))}×`, met };
   rows.push(row);
   return row;
 }

@@ -106,7 +106,7 @@ export const verify: Section = {
     if (small) {
       for (const [keys, result] of results) {
         if (keys === 10_000) continue;
-        addRatioRow(`openVerifier().verify per second, ${keysLabel(keys)} keys vs 10k (within 1.3×: ≥ 0.77×)`, rate(result.ours), rate(small.ours), "/s", 1 / 1.3, "≥");
+        addRatioRow(`openVerifier().verify per second, ${keysLabel(keys)} keys vs 10k (within 1.3×)`, rate(result.ours), rate(small.ours), "/s", 1 / 1.3, "≥");
         addRatioRow(`  the floor per second, ${keysLabel(keys)} keys vs 10k, for comparison`, rate(result.floor), rate(small.floor), "/s", undefined, "≥");
       }
     }
