@@ -29,7 +29,9 @@ export interface BenchContext {
   files: BenchFile[];
   /** A database with the current schema and no key. */
   emptyDb: string;
-  /** Our server's environment on `dbPath`: a valid token for TENANT, rate limits out of the way. */
+  /** A valid token for TENANT (read and write), for a measure that sends it itself (a bearer header). */
+  token: string;
+  /** Our server's environment on `dbPath`: the verification secret, `token`, rate limits out of the way. */
   serverEnv(dbPath: string): Record<string, string>;
 }
 

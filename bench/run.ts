@@ -87,6 +87,7 @@ async function main(): Promise<number> {
       dir,
       files,
       emptyDb,
+      token,
       serverEnv: (dbPath) => ({
         API_KEYS_MCP_JWT_SECRET: secret,
         API_KEYS_MCP_TOKEN: token,
