@@ -90,7 +90,7 @@ export async function throughput(makeCall: (i: number) => Promise<void>, total: 
 }
 
 /** A field of /proc/<pid>/status in MB (VmRSS: resident now; VmHWM: the most it was). */
-export function procStatusMb(pid: number, field: "VmRSS" | "VmHWM" | "RssAnon" | "RssFile"): number {
+export function procStatusMb(pid: number, field: "VmRSS" | "VmHWM"): number {
   const status = readFileSync(`/proc/${pid}/status`, "utf8");
   return Number(new RegExp(`${field}:\\s+(\\d+) kB`).exec(status)![1]) / 1024;
 }
@@ -123,8 +123,6 @@ export function cursorAt(file: BenchFile, depth: number): string {
     db.close();
   }
 }
-
-export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 export function keysLabel(keys: number): string {
   return keys >= 1_000_000 ? `${keys / 1_000_000}M` : `${keys / 1000}k`;
