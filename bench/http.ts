@@ -8,6 +8,8 @@ import { once } from "node:events";
 import { Agent, request } from "node:http";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
+import { fileWith, sampleKeyIds, type Section } from "./context.js";
+import { addRatioRow } from "./report.js";
 import { median, percentile } from "./stats.js";
 
 const SERVER = fileURLToPath(new URL("../src/index.js", import.meta.url));
@@ -143,3 +145,15 @@ export async function benchHttp({ env, token, keyId, rounds, addRow }: HttpBench
     await Promise.all([stop(ours.child), stop(base.child)]);
   }
 }
+
+/** The HTTP section of `npm run bench`, on the run's 100k-key file. */
+export const http: Section = {
+  name: "http",
+  quick: true,
+  async run(ctx) {
+    const file = fileWith(ctx, 100_000) ?? ctx.files[0]!;
+    // Over HTTP the token travels in the bearer header, never from the environment.
+    const { API_KEYS_MCP_TOKEN: _unused, ...env } = ctx.serverEnv(file.path);
+    await benchHttp({ env, token: ctx.token, keyId: sampleKeyIds(file, 1)[0]!, rounds: ctx.quick ? 5 : 15, addRow: addRatioRow });
+  },
+};

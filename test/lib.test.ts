@@ -184,6 +184,15 @@ describe("openVerifier, the library export (V1)", () => {
     await expect(verifier.verify(keys.a!.plaintext)).rejects.toThrow(/after close/);
   });
 
+  it("lets a service that never calls close() exit: nothing the verifier keeps for its counts holds the process", () => {
+    const root = fileURLToPath(new URL("..", import.meta.url));
+    const script = `import { openVerifier } from "api-keys-mcp";
+      const v = openVerifier({ db: ${JSON.stringify(dbPath)}, usageFlushMs: 3_600_000 });
+      console.log((await v.verify(${JSON.stringify(keys.b!.plaintext)})).code);`;
+    const out = execFileSync(process.execPath, ["--input-type=module", "-e", script], { cwd: root, encoding: "utf8", timeout: 20_000 });
+    expect(out.trim()).toBe("VALID");
+  });
+
   it("is the package's export: `import { openVerifier } from \"api-keys-mcp\"` with types", () => {
     const root = fileURLToPath(new URL("..", import.meta.url));
     const script = `import { openVerifier, API_KEY_PATTERN } from "api-keys-mcp";

@@ -36,6 +36,7 @@ export function keyStatus(record: Pick<KeyRecord, "revokedAt" | "expiresAt">, no
 
 /** Builds the view field by field, so nothing the record carries besides these can leak out. */
 export function toKeyView(record: KeyRecord, now: number): KeyView {
+  const createdAt = isoTime(record.createdAt);
   return {
     key_id: record.keyId,
     name: record.name,
@@ -44,8 +45,9 @@ export function toKeyView(record: KeyRecord, now: number): KeyView {
     environment: record.environment,
     prefix: record.prefix,
     status: keyStatus(record, now),
-    created_at: isoTime(record.createdAt),
-    updated_at: isoTime(record.updatedAt),
+    created_at: createdAt,
+    // Most keys are never changed: one string for both (a view is built on every verification).
+    updated_at: record.updatedAt === record.createdAt ? createdAt : isoTime(record.updatedAt),
     expires_at: toIso(record.expiresAt),
     revoked_at: toIso(record.revokedAt),
     last_used_at: toIso(record.lastUsedAt),

@@ -6,8 +6,10 @@ import type { UsageDelta } from "./usage-batcher.js";
  * than an object on the verification path): the row id first, the usage counts (from their own
  * table, joined as `u`) last.
  */
-export const KEY_SELECT = `SELECT k.seq, k.key_id, k.tenant_id, k.name, k.description, k.type, k.environment, k.prefix, k.created_at,
+export const KEY_COLUMNS = `k.seq, k.key_id, k.tenant_id, k.name, k.description, k.type, k.environment, k.prefix, k.created_at,
   k.updated_at, k.expires_at, k.revoked_at, k.created_by, k.scopes, k.rotated_from, k.rotated_to, u.usage_count, u.last_used_at`;
+
+export const KEY_SELECT = `SELECT ${KEY_COLUMNS}`;
 
 /** The key table and its usage counts, as KEY_SELECT names them. */
 export const KEY_FROM_WITH_USAGE = "api_keys AS k LEFT JOIN key_usage AS u ON u.key_seq = k.seq";

@@ -1,5 +1,7 @@
+import { crc32 } from "node:zlib";
+import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { API_KEY_PATTERN, checksum, displayPrefix, ENVIRONMENTS, generateApiKey, KEY_TYPES, parseApiKey } from "../../src/keys/format.js";
+import { API_KEY_PATTERN, BASE62_ALPHABET, checksum, displayPrefix, ENVIRONMENTS, generateApiKey, KEY_TYPES, parseApiKey } from "../../src/keys/format.js";
 import { hashApiKey, issueApiKey, HASH_VERSION } from "../../src/keys/secret.js";
 import { KEY_ID_PATTERN, newKeyId } from "../../src/keys/ids.js";
 
@@ -46,6 +48,37 @@ describe("key format (K1)", () => {
     ["surrounding whitespace", " sk_test_" + "a".repeat(32)],
   ])("refuses a malformed key: %s", (_label, candidate) => {
     expect(parseApiKey(candidate)).toBeUndefined();
+  });
+
+  // The checksum is computed in JavaScript (the verification path); zlib's CRC-32 is the reference.
+  it("computes the same CRC-32 as zlib for any ASCII text", () => {
+    fc.assert(
+      fc.property(fc.string({ unit: fc.integer({ min: 0, max: 127 }).map((code) => String.fromCharCode(code)), maxLength: 80 }), (text) => {
+        let value = crc32(text);
+        let digits = "";
+        for (let i = 0; i < 6; i++, value = Math.floor(value / 62)) digits = BASE62_ALPHABET.charAt(value % 62) + digits;
+        expect(checksum(text)).toBe(digits);
+      }),
+      { numRuns: 2000 },
+    );
+  });
+
+  it("parses exactly the keys the published pattern and the checksum accept, and tells their kind", () => {
+    const reference = (candidate: string) => {
+      if (!API_KEY_PATTERN.test(candidate) || candidate.slice(-6) !== checksum(candidate.slice(0, -6))) return undefined;
+      return { type: candidate.startsWith("sk") ? "secret" : "publishable", environment: candidate.slice(3, 7) === "test" ? "test" : "live" };
+    };
+    const head = fc.constantFrom("sk_test_", "sk_live_", "pk_test_", "pk_live_");
+    const body = fc.string({ unit: fc.constantFrom(...BASE62_ALPHABET), minLength: 26, maxLength: 26 });
+    const valid = fc.tuple(head, body).map(([h, b]) => h + b + checksum(h + b));
+    // Valid keys with one character replaced: mostly a checksum failure, sometimes a wrong shape.
+    const mutated = fc.tuple(valid, fc.nat(39), fc.integer({ min: 0, max: 127 })).map(([key, at, code]) => key.slice(0, at) + String.fromCharCode(code) + key.slice(at + 1));
+    fc.assert(
+      fc.property(fc.oneof(valid, mutated, fc.string({ maxLength: 45 })), (candidate) => {
+        expect(parseApiKey(candidate)).toEqual(reference(candidate));
+      }),
+      { numRuns: 5000 },
+    );
   });
 
   it("draws the random part from all 62 symbols", () => {

@@ -11,7 +11,7 @@ import {
 import { planCreate, planRevoke, planRotation, planUpdate } from "../../keys/lifecycle.js";
 import type { DeliveryMethod, KeyPatch, KeyRecord, NewKey, Rotation } from "../../keys/record.js";
 import { createCursorCodec, type CursorCodec } from "../cursor.js";
-import { KEY_INSERT_COLUMNS, KEY_SELECT, keyFromRow, keyInsertValues, rowSeq, type KeyRow } from "../key-row.js";
+import { KEY_COLUMNS, KEY_INSERT_COLUMNS, keyFromRow, keyInsertValues, rowSeq, type KeyRow } from "../key-row.js";
 import { keyPlanShape, LIST_WINDOW_ROWS, planKeyList, type KeyListPlan, type KeyWalk } from "../list-plan.js";
 import type { AuditPage, Claimed, CreateResult, KeyPage, KeyRepository, ListAuditQuery, ListKeysQuery, MutationResult, RotationResult } from "../repository.js";
 import { UsageBatcher, type UsageDelta } from "../usage-batcher.js";
@@ -21,8 +21,17 @@ import { read } from "./busy.js";
 import { scheduleCheckpoints } from "./checkpointer.js";
 import { WriteBatcher } from "./write-batch.js";
 
+/**
+ * A key row as one JSON array of the shared columns (src/store/key-row.ts), parsed by `parseRow`:
+ * one text instead of eighteen columns. better-sqlite3 builds each column of a row through V8's
+ * API, which costs more than V8's JSON parser reading the whole row (a verification, which reads
+ * one row, measured 9 % fewer instructions).
+ */
+const KEY_SELECT = `SELECT json_array(${KEY_COLUMNS})`;
 const KEY_FROM = "api_keys AS k";
 const USAGE_JOIN = "LEFT JOIN key_usage AS u ON u.key_seq = k.seq";
+
+const parseRow = (text: string): KeyRow => JSON.parse(text) as KeyRow;
 
 interface ClaimRow {
   tenant_id: string;
@@ -39,9 +48,9 @@ interface ListStatements {
   /** For a windowed plan: the first entry beyond the window, when the walk has more entries than the window holds. */
   floor?: Database.Statement<Record<string, unknown>, number>;
   /** The page, bounded below by the floor (above it). */
-  windowed?: Database.Statement<Record<string, unknown>, KeyRow>;
+  windowed?: Database.Statement<Record<string, unknown>, string>;
   /** The page when no floor bounds it. */
-  page: Database.Statement<Record<string, unknown>, KeyRow>;
+  page: Database.Statement<Record<string, unknown>, string>;
 }
 
 /** Each walk's index and the condition that selects it (a partial index needs its WHERE repeated). */
@@ -95,8 +104,8 @@ export class SqliteKeyRepository implements KeyRepository {
   /** The row id of each record `findKeyByHash` returned, so a use is counted without another lookup. */
   readonly #seqs = new WeakMap<KeyRecord, number>();
   readonly #insertKey: Database.Statement;
-  readonly #selectKey: Database.Statement<[string, string], KeyRow>;
-  readonly #selectByHash: Database.Statement<[string], KeyRow>;
+  readonly #selectKey: Database.Statement<[string, string], string>;
+  readonly #selectByHash: Database.Statement<[string], string>;
   readonly #selectSeq: Database.Statement<[string], number>;
   readonly #updateKey: Database.Statement;
   readonly #revokeKey: Database.Statement;
@@ -133,8 +142,8 @@ export class SqliteKeyRepository implements KeyRepository {
     this.#insertKey = db.prepare(
       `INSERT INTO api_keys (${KEY_INSERT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     );
-    this.#selectKey = db.prepare<[string, string], KeyRow>(`${KEY_SELECT} FROM ${KEY_FROM} ${USAGE_JOIN} WHERE k.key_id = ? AND k.tenant_id = ?`).raw();
-    this.#selectByHash = db.prepare<[string], KeyRow>(`${KEY_SELECT} FROM ${KEY_FROM} ${USAGE_JOIN} WHERE k.key_hash = ?`).raw();
+    this.#selectKey = db.prepare<[string, string], string>(`${KEY_SELECT} FROM ${KEY_FROM} ${USAGE_JOIN} WHERE k.key_id = ? AND k.tenant_id = ?`).pluck();
+    this.#selectByHash = db.prepare<[string], string>(`${KEY_SELECT} FROM ${KEY_FROM} ${USAGE_JOIN} WHERE k.key_hash = ?`).pluck();
     this.#selectSeq = db.prepare<[string], number>("SELECT seq FROM api_keys WHERE key_id = ?").pluck();
     this.#updateKey = db.prepare(
       "UPDATE api_keys SET name = ?, description = ?, expires_at = ?, scopes = ?, updated_at = ? WHERE key_id = ?",
@@ -190,7 +199,7 @@ export class SqliteKeyRepository implements KeyRepository {
     };
     return read(() => {
       const floor = statements.floor?.get(params);
-      const rows = floor === undefined ? statements.page.all(params) : statements.windowed!.all({ ...params, floor });
+      const rows = (floor === undefined ? statements.page.all(params) : statements.windowed!.all({ ...params, floor })).map(parseRow);
       let keys = rows;
       let next: number | undefined;
       if (rows.length > query.limit) {
@@ -254,8 +263,9 @@ export class SqliteKeyRepository implements KeyRepository {
 
   /** `findKeyByHash` without the promise, for the in-process verifier's hot path. */
   lookupByHash(hash: string): KeyRecord | undefined {
-    const row = this.#selectByHash.get(hash);
-    if (!row) return undefined;
+    const text = this.#selectByHash.get(hash);
+    if (text === undefined) return undefined;
+    const row = parseRow(text);
     const record = this.#toRecord(row);
     this.#seqs.set(record, rowSeq(row));
     return record;
@@ -333,8 +343,8 @@ export class SqliteKeyRepository implements KeyRepository {
   }
 
   #current(tenantId: string, keyId: string): KeyRecord | undefined {
-    const row = this.#selectKey.get(keyId, tenantId);
-    return row && this.#toRecord(row);
+    const text = this.#selectKey.get(keyId, tenantId);
+    return text === undefined ? undefined : this.#toRecord(parseRow(text));
   }
 
   #insert(record: KeyRecord, key: NewKey): void {
@@ -364,12 +374,12 @@ export class SqliteKeyRepository implements KeyRepository {
       const walked = `${KEY_FROM} INDEXED BY ${walk.index}`;
       const page = (bounded: boolean) =>
         this.#db
-          .prepare<Record<string, unknown>, KeyRow>(
+          .prepare<Record<string, unknown>, string>(
             `${KEY_SELECT} FROM ${walked} ${USAGE_JOIN}
              WHERE ${[...conditions, ...(bounded ? ["k.seq > @floor"] : [])].join(" AND ")}
              ORDER BY k.seq DESC LIMIT @limit`,
           )
-          .raw();
+          .pluck();
       statements = { page: page(false) };
       if (plan.windowed) {
         // The first row id beyond the next `windowRows` entries of the walked index: the page

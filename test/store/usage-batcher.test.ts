@@ -1,0 +1,112 @@
+import { describe, expect, it } from "vitest";
+import { UsageBatcher, type UsageDelta } from "../../src/store/usage-batcher.js";
+
+const HOUR = 3_600_000;
+
+/** Counts `uses` of each key `ref` in turn, the i-th use of the whole run at time 1000 + i. */
+function countRoundRobin(batcher: UsageBatcher<number>, refs: number, uses: number): Map<number, UsageDelta> {
+  const expected = new Map<number, UsageDelta>();
+  for (let i = 0; i < refs * uses; i++) {
+    const ref = (i * 7) % refs;
+    batcher.record(ref, 1000 + i);
+    const entry = expected.get(ref);
+    expected.set(ref, { count: (entry?.count ?? 0) + 1, lastUsedAt: 1000 + i });
+  }
+  return expected;
+}
+
+describe("UsageBatcher: counts in memory, written in batches", () => {
+  it("counts thousands of different keys exactly, shows them until written, and writes each once", async () => {
+    const writes: Map<number, UsageDelta>[] = [];
+    const batcher = new UsageBatcher<number>((batch) => void writes.push(batch), { intervalMs: HOUR });
+    const expected = countRoundRobin(batcher, 5003, 3);
+    expect(batcher.pending(0)).toEqual(expected.get(0));
+    expect(batcher.pending(5002)).toEqual(expected.get(5002));
+    expect(batcher.pending(5003)).toBeUndefined();
+    await batcher.flush();
+    expect(writes).toEqual([expected]);
+    expect(batcher.pending(0)).toBeUndefined();
+    await batcher.flush();
+    expect(writes).toHaveLength(1);
+    await batcher.close();
+  });
+
+  it("while a write is in flight, shows its counts with the ones counted since, and keeps one write at a time", async () => {
+    const writes: Map<number, UsageDelta>[] = [];
+    let finish!: () => void;
+    const batcher = new UsageBatcher<number>(
+      (batch) => {
+        writes.push(batch);
+        return new Promise<void>((resolve) => (finish = resolve));
+      },
+      { intervalMs: HOUR },
+    );
+    batcher.record(1, 100);
+    batcher.record(1, 200);
+    batcher.record(2, 100);
+    const first = batcher.flush();
+    // The last use is the latest of both batches, whichever batch holds it.
+    batcher.record(1, 150);
+    batcher.record(2, 300);
+    expect(batcher.pending(1)).toEqual({ count: 3, lastUsedAt: 200 });
+    expect(batcher.pending(2)).toEqual({ count: 2, lastUsedAt: 300 });
+    const second = batcher.flush();
+    expect(writes).toHaveLength(1);
+    finish();
+    await first;
+    expect(batcher.pending(1)).toEqual({ count: 1, lastUsedAt: 150 });
+    await new Promise((resolve) => setImmediate(resolve));
+    finish();
+    await second;
+    expect(writes).toEqual([
+      new Map([
+        [1, { count: 2, lastUsedAt: 200 }],
+        [2, { count: 1, lastUsedAt: 100 }],
+      ]),
+      new Map([
+        [1, { count: 1, lastUsedAt: 150 }],
+        [2, { count: 1, lastUsedAt: 300 }],
+      ]),
+    ]);
+    expect(batcher.pending(1)).toBeUndefined();
+    await batcher.close();
+  });
+
+  it("keeps the counts of a failed write, adds them to the next batch, and reports the error", async () => {
+    const errors: unknown[] = [];
+    const writes: Map<number, UsageDelta>[] = [];
+    let fail = true;
+    const batcher = new UsageBatcher<number>(
+      (batch) => {
+        if (fail) return Promise.reject(new Error("busy"));
+        writes.push(batch);
+      },
+      { intervalMs: HOUR, onError: (error) => errors.push(error) },
+    );
+    const expected = countRoundRobin(batcher, 300, 2);
+    await batcher.flush();
+    expect(errors).toHaveLength(1);
+    expect(batcher.pending(7)).toEqual(expected.get(7));
+    batcher.record(7, 99_999);
+    fail = false;
+    await batcher.flush();
+    expect(writes).toHaveLength(1);
+    expect(writes[0]!.get(7)).toEqual({ count: expected.get(7)!.count + 1, lastUsedAt: 99_999 });
+    expect(writes[0]!.size).toBe(300);
+    await batcher.close();
+  });
+
+  it("treats a write that throws like one that rejects", async () => {
+    const errors: unknown[] = [];
+    const batcher = new UsageBatcher<number>(
+      () => {
+        throw new Error("locked");
+      },
+      { intervalMs: HOUR, onError: (error) => errors.push(error) },
+    );
+    batcher.record(3, 10);
+    await batcher.flush();
+    expect(errors).toHaveLength(1);
+    expect(batcher.pending(3)).toEqual({ count: 1, lastUsedAt: 10 });
+  });
+});
