@@ -26,7 +26,7 @@ describe("key rows read back exactly, whatever their text fields hold", () => {
     const issued = issueApiKey("secret", "test");
     const keyId = newKeyId();
     await repository.createKey(
-      { tenantId: text, subject: text },
+      { tenantId: text, subject: text, client: null },
       { keyId, name: text, description: text, type: "secret", environment: "test", prefix: issued.prefix, hash: issued.hash, hashVersion: 1, expiresAt: null, scopes: [text, "payments:read"] },
       1000,
     );
