@@ -140,7 +140,8 @@ export async function measurePostgres(dir: string, keys: number, sqlitePath: str
 /** The PostgreSQL section of `npm run bench`, on as many keys as the run's 100k-key SQLite file. */
 export const postgres: Section = {
   name: "postgres",
-  quick: true,
+  // Not in --quick: it starts servers of its own, and --quick must stay under a minute.
+  quick: false,
   async run(ctx) {
     const file = fileWith(ctx, 100_000) ?? ctx.files[0]!;
     const measured = await measurePostgres(ctx.dir, file.keys, file.path, ctx.quick ? 5 : 10);

@@ -4,7 +4,7 @@ import type { RequestHandlerExtra } from "@modelcontextprotocol/sdk/shared/proto
 import type { CallToolResult, ServerNotification, ServerRequest } from "@modelcontextprotocol/sdk/types.js";
 import * as z from "zod";
 import { auditedClient } from "../src/audit/client.js";
-import type { Actor } from "../src/audit/events.js";
+import type { Actor, ClientInfo } from "../src/audit/events.js";
 import { principalOf } from "../src/auth/auth-info.js";
 import type { Authorizer, CallRequest } from "../src/auth/authorizer.js";
 import type { Permission, Principal } from "../src/auth/principal.js";
@@ -96,6 +96,8 @@ export function defineTool<Input extends z.ZodRawShape, Output extends z.ZodRawS
   const outputSchema = z.object(spec.output);
 
   const register = (server: McpServer, deps: ToolDeps) => {
+    // A connection's client is known once it has initialized, and never changes: cleaned once.
+    let auditedClientOf: ClientInfo | undefined;
     const handle = async (args: Record<string, unknown>, extra: RequestHandlerExtra<ServerRequest, ServerNotification>): Promise<CallToolResult> => {
       const started = performance.now();
       // The token is split off here so that nothing downstream can log or store it.
@@ -103,7 +105,7 @@ export function defineTool<Input extends z.ZodRawShape, Output extends z.ZodRawS
       let keyId = typeof input.key_id === "string" ? input.key_id : undefined;
       let principal: Principal | undefined;
       // What this connection's client declared in `initialize`; null on a server that saw none.
-      const client = auditedClient(server.server.getClientVersion());
+      const client = (auditedClientOf ??= auditedClient(server.server.getClientVersion()) ?? undefined) ?? null;
       let outcome = "OK";
       try {
         const services = deps.services;
