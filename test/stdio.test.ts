@@ -2,7 +2,7 @@ import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { LATEST_PROTOCOL_VERSION } from "@modelcontextprotocol/sdk/types.js";
 import Database from "better-sqlite3";
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { hashApiKey } from "../src/keys/secret.js";
 import { ONE_CALL_PER_TOOL, parseLines, requestLine, session, TOOL_NAMES, type Json } from "./helpers/rpc.js";
 import { spawnClient, spawnRaw, tempDir, within, type RawServer, type SpawnedClient } from "./helpers/spawn.js";
@@ -258,8 +258,14 @@ describe("stdio server, black box (L1, C1, E3)", () => {
       expect(outcome.code, tool).toBe("ERR_CONFIG");
       expect(outcome.text, tool).toContain("set API_KEYS_MCP_JWT_SECRET");
     }
-    const problem = client.stderr.map((line) => JSON.parse(line) as Json).find((log) => log.msg === "config_problem");
-    expect(problem).toMatchObject({ level: "error", variable: "API_KEYS_MCP_JWT_SECRET" });
+    // Log lines are written in batches, up to 50 ms late: wait for the line, within a bound.
+    await vi.waitFor(
+      () => {
+        const problem = client.stderr.map((line) => JSON.parse(line) as Json).find((log) => log.msg === "config_problem");
+        expect(problem).toMatchObject({ level: "error", variable: "API_KEYS_MCP_JWT_SECRET" });
+      },
+      { timeout: 5000 },
+    );
     // Nothing was written: with no way to authorise, the database is not even opened.
     expect(existsSync(dbPath)).toBe(false);
   });
