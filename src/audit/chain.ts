@@ -1,4 +1,6 @@
 import { createHmac, hash } from "node:crypto";
+import { newEventId } from "../keys/ids.js";
+import type { AuditEntry } from "./events.js";
 
 /** The `prev_hash` of the first row. */
 export const GENESIS_HASH = "0".repeat(64);
@@ -55,6 +57,49 @@ export function auditHash(prevHash: string, row: ChainedRow, auditKey?: Uint8Arr
   if (clientName !== null || clientVersion !== null) fields.push(clientName, clientVersion);
   const content = `${prevHash}\n${JSON.stringify(fields)}`;
   return auditKey ? createHmac("sha256", auditKey).update(content).digest("hex") : hash("sha256", content, "hex");
+}
+
+/** The row an audit entry becomes at `occurredAt`, with a new event id: what both backends store and hash. */
+export function chainedRow(entry: AuditEntry, occurredAt: number): ChainedRow {
+  return {
+    event_id: newEventId(occurredAt),
+    occurred_at: occurredAt,
+    action: entry.action,
+    outcome: entry.outcome,
+    tenant_id: entry.tenantId,
+    actor: entry.actor,
+    key_id: entry.keyId,
+    tool: entry.tool ?? null,
+    reason: entry.reason ?? null,
+    changes: entry.changes ? JSON.stringify(entry.changes) : null,
+    client_name: entry.client?.name ?? null,
+    client_version: entry.client?.version ?? null,
+  };
+}
+
+/** The columns an audit row is inserted with, in the order of `auditInsertValues`. */
+export const AUDIT_INSERT_COLUMNS =
+  "event_id, occurred_at, action, outcome, tenant_id, actor, key_id, tool, reason, changes, client_name, client_version, prev_hash, hash, hash_alg";
+
+/** The values of an audit row as inserted: its chained columns, then its place in the chain. */
+export function auditInsertValues(row: ChainedRow, prevHash: string, hash: string, algorithm: HashAlgorithm): unknown[] {
+  return [
+    row.event_id,
+    row.occurred_at,
+    row.action,
+    row.outcome,
+    row.tenant_id,
+    row.actor,
+    row.key_id,
+    row.tool,
+    row.reason,
+    row.changes,
+    row.client_name ?? null,
+    row.client_version ?? null,
+    prevHash,
+    hash,
+    algorithm,
+  ];
 }
 
 export type ChainVerification =

@@ -1,7 +1,6 @@
 import type pg from "pg";
-import { auditHash, createChainVerifier, type ChainVerification, type ChainedRow, type StoredRow, type VerifyChainOptions } from "../../audit/chain.js";
+import { AUDIT_INSERT_COLUMNS, auditHash, auditInsertValues, chainedRow, createChainVerifier, type ChainVerification, type StoredRow, type VerifyChainOptions } from "../../audit/chain.js";
 import type { AuditAction, AuditEntry, AuditRecord, Changes } from "../../audit/events.js";
-import { newEventId } from "../../keys/ids.js";
 import type { CursorCodec } from "../cursor.js";
 import { auditPlanShape, planAuditList, type AuditWalk } from "../list-plan.js";
 import type { AuditPage, ListAuditQuery } from "../repository.js";
@@ -16,46 +15,16 @@ import { compile, type Compiled } from "./sql.js";
 export async function appendAudit(client: pg.PoolClient, entry: AuditEntry, occurredAt: number, auditKey: Uint8Array | undefined): Promise<void> {
   const head = await client.query<{ hash: string }>({ name: "audit_head_lock", text: "SELECT hash FROM audit_head WHERE id = 1 FOR UPDATE" });
   const prevHash = head.rows[0]!.hash;
-  const row: ChainedRow = {
-    event_id: newEventId(occurredAt),
-    occurred_at: occurredAt,
-    action: entry.action,
-    outcome: entry.outcome,
-    tenant_id: entry.tenantId,
-    actor: entry.actor,
-    key_id: entry.keyId,
-    tool: entry.tool ?? null,
-    reason: entry.reason ?? null,
-    changes: entry.changes ? JSON.stringify(entry.changes) : null,
-    client_name: entry.client?.name ?? null,
-    client_version: entry.client?.version ?? null,
-  };
+  const row = chainedRow(entry, occurredAt);
   const hash = auditHash(prevHash, row, auditKey);
+  // The head moves to the new row in the same statement.
   await client.query({
     name: "audit_append",
     text: `WITH appended AS (
-             INSERT INTO audit_events (event_id, occurred_at, action, outcome, tenant_id, actor, key_id, tool, reason, changes,
-               client_name, client_version, prev_hash, hash, hash_alg)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
+             INSERT INTO audit_events (${AUDIT_INSERT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
            )
            UPDATE audit_head SET hash = $14 WHERE id = 1`,
-    values: [
-      row.event_id,
-      row.occurred_at,
-      row.action,
-      row.outcome,
-      row.tenant_id,
-      row.actor,
-      row.key_id,
-      row.tool,
-      row.reason,
-      row.changes,
-      row.client_name,
-      row.client_version,
-      prevHash,
-      hash,
-      auditKey ? "hmac-sha256" : "sha256",
-    ],
+    values: auditInsertValues(row, prevHash, hash, auditKey ? "hmac-sha256" : "sha256"),
   });
 }
 

@@ -1,7 +1,6 @@
 import type Database from "better-sqlite3";
-import { auditHash, GENESIS_HASH, type ChainedRow } from "../../audit/chain.js";
+import { AUDIT_INSERT_COLUMNS, auditHash, auditInsertValues, chainedRow, GENESIS_HASH } from "../../audit/chain.js";
 import type { AuditEntry } from "../../audit/events.js";
-import { newEventId } from "../../keys/ids.js";
 
 export interface AuditWriter {
   /** Appends one row. Inside an IMMEDIATE transaction only. */
@@ -26,50 +25,17 @@ export function createAuditWriter(db: Database.Database, auditKey?: Uint8Array):
   const lastHash = db.prepare("SELECT hash FROM audit_events ORDER BY seq DESC LIMIT 1").pluck();
   const algorithm = auditKey ? "hmac-sha256" : "sha256";
   // Positional parameters: binding by name looks up every property on every row.
-  const insert = db.prepare(
-    `INSERT INTO audit_events (event_id, occurred_at, action, outcome, tenant_id, actor, key_id, tool, reason, changes,
-       client_name, client_version, prev_hash, hash, hash_alg)
-     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-  );
+  const insert = db.prepare(`INSERT INTO audit_events (${AUDIT_INSERT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`);
   let head: string | undefined;
   return {
     beginTransaction: () => {
       head = undefined;
     },
     append: (entry, occurredAt) => {
-      const row: ChainedRow = {
-        event_id: newEventId(occurredAt),
-        occurred_at: occurredAt,
-        action: entry.action,
-        outcome: entry.outcome,
-        tenant_id: entry.tenantId,
-        actor: entry.actor,
-        key_id: entry.keyId,
-        tool: entry.tool ?? null,
-        reason: entry.reason ?? null,
-        changes: entry.changes ? JSON.stringify(entry.changes) : null,
-        client_name: entry.client?.name ?? null,
-        client_version: entry.client?.version ?? null,
-      };
+      const row = chainedRow(entry, occurredAt);
       const prevHash = head ?? (lastHash.get() as string | undefined) ?? GENESIS_HASH;
       const hash = auditHash(prevHash, row, auditKey);
-      insert.run(
-        row.event_id,
-        row.occurred_at,
-        row.action,
-        row.outcome,
-        row.tenant_id,
-        row.actor,
-        row.key_id,
-        row.tool,
-        row.reason,
-        row.changes,
-        row.client_name,
-        row.client_version,
-        prevHash,
-        hash,
-        algorithm,
-      );
+      insert.run(...auditInsertValues(row, prevHash, hash, algorithm));
       head = hash;
     },
   };
