@@ -61,10 +61,25 @@ export function bearerAuth(options: BearerOptions): RequestHandler {
       return;
     }
 
-    const verifier = { verifyAccessToken: (token: string) => verify(token, attempt, options) };
-    void requireBearerAuth({ verifier, resourceMetadataUrl })(req, res, next);
+    // The token is checked once, here, as the SDK's middleware reads the header. An issuer or a
+    // store that cannot answer now is 503 with Retry-After (the SDK's middleware would answer
+    // any server-side failure 500); every other outcome goes to the SDK's middleware as settled.
+    const [scheme, token] = req.headers.authorization.split(" ");
+    const outcome = scheme?.toLowerCase() === "bearer" && token ? verify(token, attempt, options) : undefined;
+    const handOver = () => void requireBearerAuth({ verifier: { verifyAccessToken: () => outcome! }, resourceMetadataUrl })(req, res, next);
+    if (!outcome) return handOver();
+    outcome.then(handOver, (error: unknown) => {
+      if (!(error instanceof Unavailable)) return handOver();
+      refuse(res, 503, error.message, { "Retry-After": String(UNAVAILABLE_RETRY_SECONDS) });
+    });
   };
 }
+
+/** The token could not be checked now (the issuer's key set or the store did not answer): ERR_BUSY. */
+class Unavailable extends ServerError {}
+
+/** What a client is told to wait before retrying after a 503: the JWKS fetch and the store retry within it. */
+const UNAVAILABLE_RETRY_SECONDS = 2;
 
 /** The missing-token refusal the authorizer counts and audits; its message is never shown. */
 const NO_TOKEN = new AppError("ERR_AUTH_MISSING", "No Authorization header.");
@@ -76,7 +91,8 @@ async function verify(token: string, attempt: AuthenticationAttempt, { authorize
   } catch (error) {
     const failure = toAppError(error, newErrorReference);
     if (TOKEN_REFUSALS.has(failure.code)) throw new InvalidTokenError(headerText(failure.publicMessage));
-    // The issuer's key set unreachable (ERR_BUSY), a bad JWKS (ERR_CONFIG), or a defect.
+    if (failure.code === "ERR_BUSY") throw new Unavailable(`${failure.code}: ${failure.publicMessage}`);
+    // A bad JWKS (ERR_CONFIG), or a defect.
     if (failure.code === "ERR_INTERNAL") logger.error("authentication_failed", { reference: failure.reference, error: failure.cause });
     throw new ServerError(headerText(failure.publicMessage));
   }

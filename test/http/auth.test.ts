@@ -1,8 +1,11 @@
 import { StreamableHTTPError } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
+import { SignJWT } from "jose";
 import { afterEach, describe, expect, it } from "vitest";
 import { rows } from "../helpers/db.js";
 import { bearer, rawRequest, rpc, startHttpTestServer, toolCall, type HttpTestServer } from "../helpers/http.js";
-import { merchantToken, signToken } from "../helpers/tokens.js";
+import { publicJwk, startJwksServer } from "../helpers/jwks-server.js";
+import { rsaKeyPair } from "../helpers/key-pairs.js";
+import { merchantToken, READ_WRITE, signToken } from "../helpers/tokens.js";
 
 const OTHER_SECRET = "not-the-server-secret-but-32-bytes-or-more";
 
@@ -203,5 +206,36 @@ describe("failed authentications are limited per client address", () => {
     expect((await rawRequest(server.origin, from("2001:db8:1:2::1"))).status).toBe(401);
     expect((await rawRequest(server.origin, from("2001:db8:1:2:ffff::9"))).status).toBe(429);
     expect((await rawRequest(server.origin, from("2001:db8:1:3::1"))).status).toBe(401);
+  });
+});
+
+describe("HTTP authentication when the issuer cannot answer", () => {
+  it("answers 503 with Retry-After while the issuer's JWKS is unreachable, audits nothing, and 200 once it is back", async () => {
+    const { privateKey, publicKey } = rsaKeyPair(0);
+    const jwks = await startJwksServer([{ ...(await publicJwk(publicKey)), kid: "k1", alg: "RS256", use: "sig" }]);
+    try {
+      server = await startHttpTestServer({ env: { API_KEYS_MCP_JWT_SECRET: undefined, API_KEYS_MCP_JWKS_URL: jwks.url } });
+      const now = Math.floor(Date.now() / 1000);
+      const token = await new SignJWT({ sub: "alice", merchant_id: "merchant_a", scope: READ_WRITE, iat: now, exp: now + 3600 })
+        .setProtectedHeader({ alg: "RS256", kid: "k1" })
+        .sign(privateKey);
+      const request = { headers: bearer(token), body: toolCall("list_api_keys") };
+
+      for (const outage of [() => jwks.stop(), () => void (jwks.mode = "error500")]) {
+        await outage();
+        const response = await rawRequest(server.origin, request);
+        expect(response.status).toBe(503);
+        expect(response.headers["retry-after"]).toBe("2");
+        expect(response.json.error.message).toMatch(/^ERR_BUSY: The issuer's key set \(JWKS\) could not be fetched/);
+        expect(response.body).not.toContain(token);
+        // Not the client's failure: no denial recorded, nothing counted against its address.
+        expect(denials(server)).toEqual([]);
+        await jwks.start().catch(() => {});
+        jwks.mode = "ok";
+      }
+      expect((await rawRequest(server.origin, request)).status).toBe(200);
+    } finally {
+      await jwks.close();
+    }
   });
 });
