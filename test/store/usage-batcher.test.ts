@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { UsageBatcher, type UsageDelta } from "../../src/store/usage-batcher.js";
+import { SLICE_ROWS, UsageBatcher, type UsageDelta } from "../../src/store/usage-batcher.js";
 
 const HOUR = 3_600_000;
 
@@ -24,10 +24,69 @@ describe("UsageBatcher: counts in memory, written in batches", () => {
     expect(batcher.pending(5002)).toEqual(expected.get(5002));
     expect(batcher.pending(5003)).toBeUndefined();
     await batcher.flush();
-    expect(writes).toEqual([expected]);
+    // In slices of SLICE_ROWS keys, consecutive and ascending, that add up to the batch.
+    expect(writes.map((slice) => slice.size)).toEqual([SLICE_ROWS, SLICE_ROWS, SLICE_ROWS, SLICE_ROWS, SLICE_ROWS, 5003 - 5 * SLICE_ROWS]);
+    const written = writes.flatMap((slice) => [...slice]);
+    expect(written.map(([ref]) => ref)).toEqual([...expected.keys()].sort((a, b) => a - b));
+    expect(new Map(written)).toEqual(expected);
     expect(batcher.pending(0)).toBeUndefined();
     await batcher.flush();
-    expect(writes).toHaveLength(1);
+    expect(writes).toHaveLength(6);
+    await batcher.close();
+  });
+
+  it("lets the event loop turn between slices, and a slice stops being pending in the turn it is written", async () => {
+    const stored = new Map<number, number>();
+    const seen: string[] = [];
+    const miscounts: string[] = [];
+    const batcher = new UsageBatcher<number>(
+      (slice) => {
+        for (const [ref, { count }] of slice) stored.set(ref, (stored.get(ref) ?? 0) + count);
+        seen.push(`write ${[...slice.keys()].join(",")}`);
+        // A read in the next microtask sees each use once: in the store or still pending.
+        queueMicrotask(() => {
+          for (const ref of [1, 2, 3, 4, 5]) {
+            const counted = (stored.get(ref) ?? 0) + (batcher.pending(ref)?.count ?? 0);
+            if (counted !== ref) miscounts.push(`key ${ref}: ${counted} uses`);
+          }
+        });
+      },
+      { intervalMs: HOUR, sliceRows: 2 },
+    );
+    for (const ref of [5, 3, 1, 4, 2]) for (let use = 0; use < ref; use++) batcher.record(ref, 1000 + use);
+    const immediate = () => setImmediate(() => (seen.push("turn"), seen.length < 20 && immediate()));
+    immediate();
+    await batcher.flush();
+    expect(miscounts).toEqual([]);
+    expect(seen.filter((entry) => entry.startsWith("write"))).toEqual(["write 1,2", "write 3,4", "write 5"]);
+    // Other callbacks ran between the slices.
+    const at = (entry: string) => seen.indexOf(entry);
+    expect(seen.slice(at("write 1,2"), at("write 3,4"))).toContain("turn");
+    expect(seen.slice(at("write 3,4"), at("write 5"))).toContain("turn");
+    expect([...stored]).toEqual([...[1, 2, 3, 4, 5].map((ref) => [ref, ref])]);
+    await batcher.close();
+  });
+
+  it("keeps the slices written before a failed one, and the failed and later slices' counts for the next batch", async () => {
+    const errors: unknown[] = [];
+    const writes: number[][] = [];
+    let failAt: number | undefined = 3;
+    const batcher = new UsageBatcher<number>(
+      (slice) => {
+        if (slice.has(failAt!)) throw new Error("busy");
+        writes.push([...slice.keys()]);
+      },
+      { intervalMs: HOUR, sliceRows: 2, onError: (error) => errors.push(error) },
+    );
+    for (const ref of [1, 2, 3, 4, 5]) batcher.record(ref, 10 * ref);
+    await batcher.flush();
+    expect(writes).toEqual([[1, 2]]);
+    expect(errors).toHaveLength(1);
+    expect([1, 2, 3, 4, 5].map((ref) => batcher.pending(ref)?.count)).toEqual([undefined, undefined, 1, 1, 1]);
+    failAt = undefined;
+    await batcher.flush();
+    expect(writes).toEqual([[1, 2], [3, 4], [5]]);
+    expect(batcher.pending(5)).toBeUndefined();
     await batcher.close();
   });
 

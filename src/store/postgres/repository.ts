@@ -331,8 +331,9 @@ export class PostgresKeyRepository implements KeyRepository {
   }
 
 
+  /** A slice of counts, in ascending row-id order (as every instance writes them: no deadlock). */
   async #writeUsage(batch: Map<number, UsageDelta>): Promise<void> {
-    const seqs = [...batch.keys()].sort((a, b) => a - b);
+    const seqs = [...batch.keys()];
     await this.#pool.query({
       name: "usage_add",
       text: `INSERT INTO key_usage (key_seq, usage_count, last_used_at)

@@ -132,10 +132,7 @@ export class SqliteKeyRepository implements KeyRepository {
          last_used_at = MAX(COALESCE(last_used_at, 0), excluded.last_used_at)`,
     );
     const writeUsage = db.transaction((batch: Map<number, UsageDelta>) => {
-      for (const seq of [...batch.keys()].sort((a, b) => a - b)) {
-        const { count, lastUsedAt } = batch.get(seq)!;
-        upsertUsage.run(seq, count, lastUsedAt);
-      }
+      for (const [seq, { count, lastUsedAt }] of batch) upsertUsage.run(seq, count, lastUsedAt);
     });
     this.#usage = new UsageBatcher<number>((batch) => writeUsage.immediate(batch), { intervalMs: options.usageFlushMs, onError: options.onUsageError });
     // Positional parameters on the hot insert: binding by name looks up every property.
