@@ -35,6 +35,20 @@ describe("UsageBatcher: counts in memory, written in batches", () => {
     await batcher.close();
   });
 
+  it("tells apart row ids that share low bits, past 2^31 and 2^32, and 0", async () => {
+    const writes: Map<number, UsageDelta>[] = [];
+    const batcher = new UsageBatcher<number>((batch) => void writes.push(batch), { intervalMs: HOUR });
+    const refs = [0, 1, 2 ** 31 - 1, 2 ** 31, 2 ** 32, 2 ** 32 + 1, 2 ** 40, 2 ** 40 + 2 ** 32, Number.MAX_SAFE_INTEGER];
+    for (let round = 0; round < 300; round++) refs.forEach((ref, i) => i <= round % refs.length && batcher.record(ref, round));
+    const expected = refs.map((_, i) => Array.from({ length: 300 }, (_, round) => round).filter((round) => i <= round % refs.length));
+    refs.forEach((ref, i) => expect(batcher.pending(ref)).toEqual({ count: expected[i]!.length, lastUsedAt: Math.max(...expected[i]!) }));
+    expect(batcher.pending(3)).toBeUndefined();
+    await batcher.flush();
+    expect([...writes[0]!.keys()]).toEqual(refs);
+    refs.forEach((ref) => expect(batcher.pending(ref)).toBeUndefined());
+    await batcher.close();
+  });
+
   it("lets the event loop turn between slices, and a slice stops being pending in the turn it is written", async () => {
     const stored = new Map<number, number>();
     const seen: string[] = [];
