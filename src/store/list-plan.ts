@@ -78,3 +78,44 @@ export function planAuditList(query: Pick<ListAuditQuery, "keyId" | "action">): 
 export function auditPlanShape(plan: AuditListPlan, paged: boolean, since: boolean): string {
   return [plan.walk, paged, since, plan.residual.action !== undefined].join("|");
 }
+
+/**
+ * The named parameters of a key listing's statements, the same for both backends: `after` is the
+ * cursor's position, and one row more than `limit` is read to tell whether another page follows.
+ */
+export function keyListParams(tenantId: string, query: ListKeysQuery, after: number | undefined, windowRows: number): Record<string, unknown> {
+  return {
+    tenantId,
+    after,
+    environment: query.environment,
+    type: query.type,
+    now: query.now,
+    horizon: query.expiresWithinMs === undefined ? undefined : query.now + query.expiresWithinMs,
+    skip: windowRows,
+    limit: query.limit + 1,
+  };
+}
+
+/** The named parameters of an audit listing's statements; `before` is the cursor's (time, seq). */
+export function auditListParams(tenantId: string, query: ListAuditQuery, before: readonly number[] | undefined, windowRows: number): Record<string, unknown> {
+  return {
+    tenantId,
+    keyId: query.keyId,
+    action: query.action,
+    since: query.since,
+    beforeTime: before?.[0],
+    beforeSeq: before?.[1],
+    skip: windowRows,
+    limit: query.limit + 1,
+  };
+}
+
+/**
+ * A page from the rows read (one more than `limit` when another page follows), and the position
+ * the next page starts from: after its last row, or, when the window ran out before the page
+ * filled, `resume` (the first entry beyond the window); none when the listing is done.
+ */
+export function cutPage<Row>(rows: Row[], limit: number, positionOf: (row: Row) => readonly number[], resume: readonly number[] | undefined): { rows: Row[]; next: readonly number[] | undefined } {
+  if (rows.length > limit) return { rows: rows.slice(0, limit), next: positionOf(rows[limit - 1]!) };
+  return { rows, next: resume };
+}

@@ -2,7 +2,7 @@ import type pg from "pg";
 import { AUDIT_INSERT_COLUMNS, auditHash, auditInsertValues, chainedRow, createChainVerifier, type ChainVerification, type StoredRow, type VerifyChainOptions } from "../../audit/chain.js";
 import type { AuditAction, AuditEntry, AuditRecord, Changes } from "../../audit/events.js";
 import type { CursorCodec } from "../cursor.js";
-import { auditPlanShape, planAuditList, type AuditWalk } from "../list-plan.js";
+import { auditListParams, auditPlanShape, cutPage, planAuditList, type AuditWalk } from "../list-plan.js";
 import type { AuditPage, ListAuditQuery } from "../repository.js";
 import { compile, type Compiled } from "./sql.js";
 
@@ -62,16 +62,7 @@ export class PostgresAuditQuery {
     const before = query.cursor === undefined ? undefined : cursors.decode("a", tenantId, query.cursor);
     const plan = planAuditList(query);
     const statements = this.#statement(plan, before !== undefined, query.since !== undefined);
-    const params: Record<string, unknown> = {
-      tenantId,
-      keyId: query.keyId,
-      action: query.action,
-      since: query.since,
-      beforeTime: before?.[0],
-      beforeSeq: before?.[1],
-      skip: this.#windowRows,
-      limit: query.limit + 1,
-    };
+    const params = auditListParams(tenantId, query, before, this.#windowRows);
     let floor: [number, number] | undefined;
     if (statements.floor) {
       const found = await this.#pool.query<[number, number]>({ ...statements.floor.query(params), rowMode: "array" });
@@ -79,15 +70,7 @@ export class PostgresAuditQuery {
     }
     const page = floor === undefined ? statements.page : statements.windowed!;
     const rows = (await this.#pool.query<AuditRow>({ ...page.query({ ...params, floorTime: floor?.[0], floorSeq: floor?.[1] }), rowMode: "array" })).rows;
-    let kept = rows;
-    let next: readonly number[] | undefined;
-    if (rows.length > query.limit) {
-      kept = rows.slice(0, query.limit);
-      const last = kept[query.limit - 1]!;
-      next = [last[2], last[0]];
-    } else if (floor !== undefined) {
-      next = [floor[0], floor[1] + 1];
-    }
+    const { rows: kept, next } = cutPage(rows, query.limit, (last) => [last[2], last[0]], floor === undefined ? undefined : [floor[0], floor[1] + 1]);
     return {
       events: kept.map(([, eventId, occurredAt, action, keyId, actor, outcome, reason, changes, clientName, clientVersion]): AuditRecord => ({
         eventId,

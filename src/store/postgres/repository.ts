@@ -13,7 +13,7 @@ import { planCreate, planRevoke, planRotation, planUpdate } from "../../keys/lif
 import type { KeyPatch, KeyRecord, NewKey, Rotation } from "../../keys/record.js";
 import { createCursorCodec, type CursorCodec } from "../cursor.js";
 import { KEY_FROM_WITH_USAGE, KEY_INSERT_COLUMNS, KEY_SELECT, keyFromRow, keyInsertValues, rowSeq, type KeyRow } from "../key-row.js";
-import { keyPlanShape, LIST_WINDOW_ROWS, planKeyList, type KeyListPlan, type KeyWalk } from "../list-plan.js";
+import { cutPage, keyListParams, keyPlanShape, LIST_WINDOW_ROWS, planKeyList, type KeyListPlan, type KeyWalk } from "../list-plan.js";
 import type { AuditPage, Claimed, CreateResult, KeyPage, KeyRepository, ListAuditQuery, ListKeysQuery, MutationResult, RotationResult } from "../repository.js";
 import { UsageBatcher, type UsageDelta } from "../usage-batcher.js";
 import { appendAudit, PostgresAuditQuery } from "./audit.js";
@@ -138,16 +138,7 @@ export class PostgresKeyRepository implements KeyRepository {
     const after = query.cursor === undefined ? undefined : cursors.decode("k", tenantId, query.cursor)[0];
     const plan = planKeyList(query);
     const statements = this.#listStatement(plan, after !== undefined);
-    const params: Record<string, unknown> = {
-      tenantId,
-      after,
-      environment: query.environment,
-      type: query.type,
-      now: query.now,
-      horizon: query.expiresWithinMs === undefined ? undefined : query.now + query.expiresWithinMs,
-      skip: this.#windowRows,
-      limit: query.limit + 1,
-    };
+    const params = keyListParams(tenantId, query, after, this.#windowRows);
     return readWithRetry(
       this.#pool,
       async () => {
@@ -155,15 +146,8 @@ export class PostgresKeyRepository implements KeyRepository {
         if (statements.floor) floor = (await this.#pool.query<[number]>({ ...statements.floor.query(params), rowMode: "array" })).rows[0]?.[0];
         const page = floor === undefined ? statements.page : statements.windowed!;
         const rows = (await this.#pool.query<KeyRow>({ ...page.query({ ...params, floor }), rowMode: "array" })).rows;
-        let keys = rows;
-        let next: number | undefined;
-        if (rows.length > query.limit) {
-          keys = rows.slice(0, query.limit);
-          next = rowSeq(keys[query.limit - 1]!);
-        } else if (floor !== undefined) {
-          next = floor + 1;
-        }
-        return { keys: keys.map((row) => this.#toRecord(row)), nextCursor: next === undefined ? null : cursors.encode("k", tenantId, [next]) };
+        const cut = cutPage(rows, query.limit, (row) => [rowSeq(row)], floor === undefined ? undefined : [floor + 1]);
+        return { keys: cut.rows.map((row) => this.#toRecord(row)), nextCursor: cut.next === undefined ? null : cursors.encode("k", tenantId, cut.next) };
       },
       this.#busyTimeoutMs,
     );

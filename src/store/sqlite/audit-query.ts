@@ -1,7 +1,7 @@
 import type Database from "better-sqlite3";
 import type { AuditAction, AuditRecord, Changes } from "../../audit/events.js";
 import type { CursorCodec } from "../cursor.js";
-import { auditPlanShape, planAuditList, type AuditWalk } from "../list-plan.js";
+import { auditListParams, auditPlanShape, cutPage, planAuditList, type AuditWalk } from "../list-plan.js";
 import type { AuditPage, ListAuditQuery } from "../repository.js";
 
 type AuditRow = Omit<AuditRecord, "changes" | "client"> & { seq: number; changes: string | null; clientName: string | null; clientVersion: string | null };
@@ -43,28 +43,10 @@ export class SqliteAuditQuery {
     const before = query.cursor === undefined ? undefined : this.#cursors.decode("a", tenantId, query.cursor);
     const plan = planAuditList(query);
     const statements = this.#statement(plan, before !== undefined, query.since !== undefined);
-    const params: Record<string, unknown> = {
-      tenantId,
-      keyId: query.keyId,
-      action: query.action,
-      since: query.since,
-      beforeTime: before?.[0],
-      beforeSeq: before?.[1],
-      skip: this.#windowRows,
-      limit: query.limit + 1,
-    };
+    const params = auditListParams(tenantId, query, before, this.#windowRows);
     const floor = statements.floor?.get(params);
     const rows = floor === undefined ? statements.page.all(params) : statements.windowed!.all({ ...params, floorTime: floor.occurred_at, floorSeq: floor.seq });
-    let page = rows;
-    let next: readonly number[] | undefined;
-    if (rows.length > query.limit) {
-      page = rows.slice(0, query.limit);
-      const last = page[query.limit - 1]!;
-      next = [last.occurredAt, last.seq];
-    } else if (floor !== undefined) {
-      // The window ran out before the page filled: resume with the first entry beyond it.
-      next = [floor.occurred_at, floor.seq + 1];
-    }
+    const { rows: page, next } = cutPage(rows, query.limit, (last) => [last.occurredAt, last.seq], floor === undefined ? undefined : [floor.occurred_at, floor.seq + 1]);
     return {
       events: page.map(({ seq: _position, changes, clientName, clientVersion, ...row }) => ({
         ...row,

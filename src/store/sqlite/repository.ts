@@ -12,7 +12,7 @@ import { planCreate, planRevoke, planRotation, planUpdate } from "../../keys/lif
 import type { DeliveryMethod, KeyPatch, KeyRecord, NewKey, Rotation } from "../../keys/record.js";
 import { createCursorCodec, type CursorCodec } from "../cursor.js";
 import { KEY_COLUMNS, KEY_INSERT_COLUMNS, keyFromRow, keyInsertValues, rowSeq, type KeyRow } from "../key-row.js";
-import { keyPlanShape, LIST_WINDOW_ROWS, planKeyList, type KeyListPlan, type KeyWalk } from "../list-plan.js";
+import { cutPage, keyListParams, keyPlanShape, LIST_WINDOW_ROWS, planKeyList, type KeyListPlan, type KeyWalk } from "../list-plan.js";
 import type { AuditPage, Claimed, CreateResult, KeyPage, KeyRepository, ListAuditQuery, ListKeysQuery, MutationResult, RotationResult } from "../repository.js";
 import { UsageBatcher, type UsageDelta } from "../usage-batcher.js";
 import { SqliteAuditQuery } from "./audit-query.js";
@@ -184,31 +184,14 @@ export class SqliteKeyRepository implements KeyRepository {
     const after = query.cursor === undefined ? undefined : this.#cursors.decode("k", tenantId, query.cursor)[0];
     const plan = planKeyList(query);
     const statements = this.#listStatement(plan, after !== undefined);
-    const params: Record<string, unknown> = {
-      tenantId,
-      after,
-      environment: query.environment,
-      type: query.type,
-      now: query.now,
-      horizon: query.expiresWithinMs === undefined ? undefined : query.now + query.expiresWithinMs,
-      skip: this.#windowRows,
-      limit: query.limit + 1,
-    };
+    const params = keyListParams(tenantId, query, after, this.#windowRows);
     return read(() => {
       const floor = statements.floor?.get(params);
       const rows = (floor === undefined ? statements.page.all(params) : statements.windowed!.all({ ...params, floor })).map(parseRow);
-      let keys = rows;
-      let next: number | undefined;
-      if (rows.length > query.limit) {
-        keys = rows.slice(0, query.limit);
-        next = rowSeq(keys[query.limit - 1]!);
-      } else if (floor !== undefined) {
-        // The window ran out before the page filled: resume with the first entry beyond it.
-        next = floor + 1;
-      }
+      const cut = cutPage(rows, query.limit, (row) => [rowSeq(row)], floor === undefined ? undefined : [floor + 1]);
       return {
-        keys: keys.map((row) => this.#toRecord(row)),
-        nextCursor: next === undefined ? null : this.#cursors.encode("k", tenantId, [next]),
+        keys: cut.rows.map((row) => this.#toRecord(row)),
+        nextCursor: cut.next === undefined ? null : this.#cursors.encode("k", tenantId, cut.next),
       };
     });
   }
