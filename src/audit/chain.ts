@@ -40,18 +40,7 @@ export type StoredRow = ChainedRow & { seq: number; prev_hash: string; hash: str
  * breaks the chain like any other change.
  */
 export function auditHash(prevHash: string, row: ChainedRow, auditKey?: Uint8Array): string {
-  const fields: unknown[] = [
-    row.event_id,
-    row.occurred_at,
-    row.action,
-    row.outcome,
-    row.tenant_id,
-    row.actor,
-    row.key_id,
-    row.tool,
-    row.reason,
-    row.changes,
-  ];
+  const fields = firstColumns(row);
   const clientName = row.client_name ?? null;
   const clientVersion = row.client_version ?? null;
   if (clientName !== null || clientVersion !== null) fields.push(clientName, clientVersion);
@@ -83,23 +72,12 @@ export const AUDIT_INSERT_COLUMNS =
 
 /** The values of an audit row as inserted: its chained columns, then its place in the chain. */
 export function auditInsertValues(row: ChainedRow, prevHash: string, hash: string, algorithm: HashAlgorithm): unknown[] {
-  return [
-    row.event_id,
-    row.occurred_at,
-    row.action,
-    row.outcome,
-    row.tenant_id,
-    row.actor,
-    row.key_id,
-    row.tool,
-    row.reason,
-    row.changes,
-    row.client_name ?? null,
-    row.client_version ?? null,
-    prevHash,
-    hash,
-    algorithm,
-  ];
+  return [...firstColumns(row), row.client_name ?? null, row.client_version ?? null, prevHash, hash, algorithm];
+}
+
+/** The columns every audit row has had from the first version, in the order they are hashed and inserted. */
+function firstColumns(row: ChainedRow): unknown[] {
+  return [row.event_id, row.occurred_at, row.action, row.outcome, row.tenant_id, row.actor, row.key_id, row.tool, row.reason, row.changes];
 }
 
 export type ChainVerification =
