@@ -305,6 +305,30 @@ function defaultDataDirectory(env: Record<string, string | undefined>, platform:
 }
 
 /**
+ * A setting's value: the variable's own, or for a `*_FILE` variable the content of the file it
+ * names (a problem, and undefined, when that file cannot be read).
+ */
+function settingValue(source: ConfigEnvironment, variable: string, problems: ConfigProblem[]): string | undefined {
+  const value = source.env[variable]!;
+  if (!variable.endsWith("_FILE")) return value;
+  try {
+    return source.readFile(value);
+  } catch {
+    problems.push({
+      variable,
+      message: `${variable}: the file it names cannot be read`,
+      fix: `make the file named by ${variable} readable by the user the server runs as, or set ${variable} to the absolute path of the right file`,
+    });
+    return undefined;
+  }
+}
+
+/** A secret's bytes. One written to a file with `echo` ends in a newline that is not part of it. */
+function secretBytes(value: string): Uint8Array {
+  return new TextEncoder().encode(value.replace(/\r?\n$/, ""));
+}
+
+/**
  * The audit key turns the audit log's hash chain into an HMAC chain: kept outside the database
  * (in the environment or a file), it stops anyone who can write the database from recomputing
  * a chain that verifies.
@@ -321,20 +345,9 @@ function loadAuditKey(source: ConfigEnvironment, problems: ConfigProblem[]): Uin
     });
     return undefined;
   }
-  let value = source.env[variable]!;
-  if (variable.endsWith("_FILE")) {
-    try {
-      value = source.readFile(value);
-    } catch {
-      problems.push({
-        variable,
-        message: `${variable}: the file it names cannot be read`,
-        fix: `make the file named by ${variable} readable by the user the server runs as, or set ${variable} to the absolute path of the right file`,
-      });
-      return undefined;
-    }
-  }
-  const key = new TextEncoder().encode(value.replace(/\r?\n$/, ""));
+  const value = settingValue(source, variable, problems);
+  if (value === undefined) return undefined;
+  const key = secretBytes(value);
   if (key.byteLength < SECRET_MIN_BYTES) {
     problems.push({
       variable,
@@ -384,23 +397,11 @@ function loadKeyMaterial(source: ConfigEnvironment, problems: ConfigProblem[]): 
     return undefined;
   };
 
-  let value = source.env[variable]!;
-  if (fromFile) {
-    try {
-      value = source.readFile(value);
-    } catch {
-      problems.push({
-        variable,
-        message: `${variable}: the file it names cannot be read`,
-        fix: `make the file named by ${variable} readable by the user the server runs as, or set ${variable} to the absolute path of the right file`,
-      });
-      return undefined;
-    }
-  }
+  const value = settingValue(source, variable, problems);
+  if (value === undefined) return undefined;
 
   if (variable.startsWith("API_KEYS_MCP_JWT_SECRET")) {
-    // A secret written to a file with `echo` ends in a newline that is not part of it.
-    const secret = new TextEncoder().encode(value.replace(/\r?\n$/, ""));
+    const secret = secretBytes(value);
     if (secret.byteLength < SECRET_MIN_BYTES) {
       return fail(`the HMAC secret must be at least ${SECRET_MIN_BYTES} bytes`, `the secret your tokens are signed with (at least ${SECRET_MIN_BYTES} bytes)`);
     }
