@@ -2,8 +2,9 @@ import { join } from "node:path";
 import Database from "better-sqlite3";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { hashApiKey } from "../../src/keys/secret.js";
+import { acknowledgedCreates, countListedKeys, sendCreates, type Acknowledged } from "../helpers/crash.js";
 import { recordFigures } from "../helpers/figures.js";
-import { requestLine, session, type Json, type RawToolResult } from "../helpers/rpc.js";
+import { session } from "../helpers/rpc.js";
 import { spawnClient, spawnRaw, tempDir, within, type RawServer } from "../helpers/spawn.js";
 import { merchantToken, TEST_SECRET } from "../helpers/tokens.js";
 
@@ -11,29 +12,6 @@ const ROUNDS = 3;
 const CREATES_PER_ROUND = 400;
 const KILL_AFTER_ANSWERS = 150;
 const TENANT = "merchant_crash";
-
-interface Acknowledged {
-  keyId: string;
-  plaintext: string;
-}
-
-/** The create results a client had fully received when the process died. */
-function acknowledgedCreates(server: RawServer, firstId: number): { acknowledged: Acknowledged[]; errors: string[] } {
-  const acknowledged: Acknowledged[] = [];
-  const errors: string[] = [];
-  for (const line of server.stdoutLines) {
-    const message = JSON.parse(line) as Json;
-    if (typeof message.id !== "number" || message.id < firstId) continue;
-    const result = message.result as RawToolResult | undefined;
-    if (!result || result.isError) {
-      errors.push(result ? result.content.map((part) => part.text).join(" ") : JSON.stringify(message.error));
-      continue;
-    }
-    const output = result.structuredContent as { key: { key_id: string }; api_key: string };
-    acknowledged.push({ keyId: output.key.key_id, plaintext: output.api_key });
-  }
-  return { acknowledged, errors };
-}
 
 // Power is not cut here — the process is. SQLite in WAL mode with synchronous=NORMAL must keep
 // every transaction that committed before the kill, and a create answers only after its commit.
@@ -70,10 +48,7 @@ describe("crash safety: SIGKILL while 400 creates are in flight", () => {
       await session(live).initialize();
       // All 400 requests in one write, so they are all in the server's hands at once.
       const firstId = 1000;
-      const lines = Array.from({ length: CREATES_PER_ROUND }, (_, i) =>
-        requestLine(firstId + i, "tools/call", { name: "create_api_key", arguments: { name: `crash ${round}.${i}` } }),
-      );
-      live.child.stdin.write(`${lines.join("\n")}\n`);
+      sendCreates(live, firstId, CREATES_PER_ROUND, (i) => `crash ${round}.${i}`);
       await live.waitForStdout((out) => out.length >= 1 + KILL_AFTER_ANSWERS, 30_000);
       live.child.kill("SIGKILL");
       expect(await within(live.exited, 10_000, "death by SIGKILL")).toEqual({ code: null, signal: "SIGKILL" });
@@ -115,15 +90,7 @@ describe("crash safety: SIGKILL while 400 creates are in flight", () => {
     // A server restarted on the crashed file serves every key.
     const restarted = await spawnClient(env);
     try {
-      let listed = 0;
-      let cursor: string | null = null;
-      do {
-        const page = await restarted.call("list_api_keys", { limit: 100, ...(cursor === null ? {} : { cursor }) });
-        if (!page.ok) throw new Error(`list_api_keys failed after restart: ${page.code}`);
-        listed += page.data.keys.length as number;
-        cursor = page.data.next_cursor as string | null;
-      } while (cursor !== null);
-      expect(listed).toBe(stored);
+      expect(await countListedKeys(restarted)).toBe(stored);
     } finally {
       await restarted.close();
     }

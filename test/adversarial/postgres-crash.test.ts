@@ -2,10 +2,11 @@ import pg from "pg";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { hashApiKey } from "../../src/keys/secret.js";
 import { createPool } from "../../src/store/postgres/pool.js";
+import { acknowledgedCreates, countListedKeys, sendCreates, type Acknowledged } from "../helpers/crash.js";
 import { recordFigures } from "../helpers/figures.js";
 import { auditVerify } from "../helpers/postgres-checks.js";
 import { createTestDatabase } from "../helpers/postgres.js";
-import { requestLine, session, type Json, type RawToolResult } from "../helpers/rpc.js";
+import { session } from "../helpers/rpc.js";
 import { spawnClient, spawnRaw, within, type RawServer, type SpawnedClient } from "../helpers/spawn.js";
 import { merchantToken, TEST_SECRET } from "../helpers/tokens.js";
 
@@ -15,29 +16,6 @@ const KILL_AFTER_ANSWERS = 150;
 /** Creates another instance sends while each kill happens; none may fail. */
 const SURVIVOR_CREATES = 60;
 const TENANT = "merchant_pg_crash";
-
-interface Acknowledged {
-  keyId: string;
-  plaintext: string;
-}
-
-/** The create results a client had fully received when the process died. */
-function acknowledgedCreates(server: RawServer, firstId: number): { acknowledged: Acknowledged[]; errors: string[] } {
-  const acknowledged: Acknowledged[] = [];
-  const errors: string[] = [];
-  for (const line of server.stdoutLines) {
-    const message = JSON.parse(line) as Json;
-    if (typeof message.id !== "number" || message.id < firstId) continue;
-    const result = message.result as RawToolResult | undefined;
-    if (!result || result.isError) {
-      errors.push(result ? result.content.map((part) => part.text).join(" ") : JSON.stringify(message.error));
-      continue;
-    }
-    const output = result.structuredContent as { key: { key_id: string }; api_key: string };
-    acknowledged.push({ keyId: output.key.key_id, plaintext: output.api_key });
-  }
-  return { acknowledged, errors };
-}
 
 // The process is killed, not PostgreSQL: a create answers only after its transaction committed,
 // so every answered key is there; a transaction cut off by the kill is rolled back by PostgreSQL
@@ -85,10 +63,7 @@ describe("crash safety on PostgreSQL: SIGKILL of one instance while 400 creates 
       // All 400 requests in one write, so they are all in the server's hands at once; the other
       // instance writes at the same time, queueing on the same head row.
       const firstId = 1000;
-      const lines = Array.from({ length: CREATES_PER_ROUND }, (_, i) =>
-        requestLine(firstId + i, "tools/call", { name: "create_api_key", arguments: { name: `crash ${round}.${i}` } }),
-      );
-      live.child.stdin.write(`${lines.join("\n")}\n`);
+      sendCreates(live, firstId, CREATES_PER_ROUND, (i) => `crash ${round}.${i}`);
       const beside = Promise.all(
         Array.from({ length: SURVIVOR_CREATES }, async (_, i) => {
           const outcome = await survivor!.call("create_api_key", { name: `survivor ${round}.${i}` });
@@ -152,15 +127,7 @@ describe("crash safety on PostgreSQL: SIGKILL of one instance while 400 creates 
     // A new instance serves every key.
     const restarted = await spawnClient(crashEnv);
     try {
-      let listed = 0;
-      let cursor: string | null = null;
-      do {
-        const page = await restarted.call("list_api_keys", { limit: 100, ...(cursor === null ? {} : { cursor }) });
-        if (!page.ok) throw new Error(`list_api_keys failed after restart: ${page.code}`);
-        listed += page.data.keys.length as number;
-        cursor = page.data.next_cursor as string | null;
-      } while (cursor !== null);
-      expect(listed).toBe(stored);
+      expect(await countListedKeys(restarted)).toBe(stored);
     } finally {
       await restarted.close();
     }
