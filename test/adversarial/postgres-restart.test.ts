@@ -116,6 +116,13 @@ function everyTool(probe: { keyId: string; plaintext: string }): [string, Record
   ];
 }
 
+interface NothingLost {
+  calls: Map<string, number>;
+  whileAway: number;
+  committedKeys: number;
+  overcounted: number;
+}
+
 interface Outage {
   /** When PostgreSQL was gone (stopped, or frozen), and when it was being brought back. */
   from: number;
@@ -227,7 +234,26 @@ describe("PostgreSQL away under load: connections cut, server stopped or frozen"
    * was away, no process lost, nothing acknowledged lost, nothing changed without its audit row
    * or audited without its change, and one chain that verifies. Returns what was stored.
    */
-  async function expectNothingLost(load: Load, outages: Outage[]): Promise<{ calls: Map<string, number>; whileAway: number; committedKeys: number; overcounted: number }> {
+  /** The figures of a run with one outage, as docs/security.md reports them. */
+  function outageFigures(load: Load, away: Outage, { calls, whileAway, committedKeys, overcounted }: NothingLost) {
+    return {
+      instances: INSTANCES,
+      clients: INSTANCES * WORKERS,
+      calls: load.calls.length,
+      acknowledged: calls.get("OK") ?? 0,
+      err_busy: calls.get("ERR_BUSY") ?? 0,
+      outage_ms: away.to - away.from,
+      calls_while_away: whileAway,
+      recovered_after_ms: away.recoveredAfterMs,
+      acknowledged_keys: load.created.size,
+      committed_keys: committedKeys,
+      valid_verifications: [...load.uses.values()].reduce((a, b) => a + b, 0),
+      keys_with_uses_counted_twice: overcounted,
+      lost: 0,
+    };
+  }
+
+  async function expectNothingLost(load: Load, outages: Outage[]): Promise<NothingLost> {
     const codes = new Map<string, number>();
     for (const call of load.calls) codes.set(call.code, (codes.get(call.code) ?? 0) + 1);
     expect([...codes.keys()].sort()).toEqual(["ERR_BUSY", "OK"]);
@@ -333,26 +359,14 @@ describe("PostgreSQL away under load: connections cut, server stopped or frozen"
     const lateErrors = lateInstance.stderr.filter((line) => line.includes('"level":"error"')).map((line) => JSON.parse(line) as Record<string, unknown>);
     expect(lateErrors.filter((line) => !((line.msg === "tool_failed" && line.code === "ERR_BUSY") || line.msg === "database_open_failed"))).toEqual([]);
     await load.stop();
-    const { calls, whileAway, committedKeys, overcounted } = await expectNothingLost(load, [stopped]);
+    const checked = await expectNothingLost(load, [stopped]);
 
     recordFigures("postgres-restart", {
-      instances: INSTANCES,
-      clients: INSTANCES * WORKERS,
-      calls: load.calls.length,
-      acknowledged: calls.get("OK") ?? 0,
-      err_busy: calls.get("ERR_BUSY") ?? 0,
+      ...outageFigures(load, stopped, checked),
       connection_cuts: TERMINATIONS,
       connections_terminated: terminated,
       postgres_stops: 1,
       instances_started_while_down: 1,
-      outage_ms: stopped.to - stopped.from,
-      calls_while_down: whileAway,
-      recovered_after_ms: stopped.recoveredAfterMs,
-      acknowledged_keys: load.created.size,
-      committed_keys: committedKeys,
-      valid_verifications: [...load.uses.values()].reduce((a, b) => a + b, 0),
-      keys_with_uses_counted_twice: overcounted,
-      lost: 0,
     });
   }, 120_000);
 
@@ -365,23 +379,6 @@ describe("PostgreSQL away under load: connections cut, server stopped or frozen"
       () => postgres.thaw(),
     );
     await load.stop();
-    const { calls, whileAway, committedKeys, overcounted } = await expectNothingLost(load, [frozen]);
-
-    recordFigures("postgres-freeze", {
-      instances: INSTANCES,
-      clients: INSTANCES * WORKERS,
-      calls: load.calls.length,
-      acknowledged: calls.get("OK") ?? 0,
-      err_busy: calls.get("ERR_BUSY") ?? 0,
-      postgres_freezes: 1,
-      outage_ms: frozen.to - frozen.from,
-      calls_while_frozen: whileAway,
-      recovered_after_ms: frozen.recoveredAfterMs,
-      acknowledged_keys: load.created.size,
-      committed_keys: committedKeys,
-      valid_verifications: [...load.uses.values()].reduce((a, b) => a + b, 0),
-      keys_with_uses_counted_twice: overcounted,
-      lost: 0,
-    });
+    recordFigures("postgres-freeze", { ...outageFigures(load, frozen, await expectNothingLost(load, [frozen])), postgres_freezes: 1 });
   }, 120_000);
 });
