@@ -49,6 +49,22 @@ const newKey = (n: number) => ({
   scopes: [],
 });
 
+/**
+ * Audit events as a version before migration 040 wrote them, chained over the columns it had
+ * (no client), for tenant `t`, one a millisecond from 1000. Returns the chain's head hash.
+ */
+function writeOldAuditRows(db: Database.Database, events: { action: string; keyId: string }[]): string {
+  const insert = db.prepare("INSERT INTO audit_events (event_id, occurred_at, action, outcome, tenant_id, actor, key_id, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)");
+  let previous = GENESIS_HASH;
+  for (const [n, { action, keyId }] of events.entries()) {
+    const row = { event_id: `evt_${n}`, occurred_at: 1000 + n, action, outcome: "success", tenant_id: "t", actor: "s", key_id: keyId, tool: null, reason: null, changes: null };
+    const hash = auditHash(previous, row);
+    insert.run(row.event_id, row.occurred_at, row.action, row.outcome, row.tenant_id, row.actor, row.key_id, previous, hash);
+    previous = hash;
+  }
+  return previous;
+}
+
 describe("migrations (S1)", () => {
   let dir: ReturnType<typeof tempDir>;
   let file: string;
@@ -194,14 +210,7 @@ describe("migrations (S1)", () => {
     );
     const counts: [number, number | null][] = [[0, null], [5, 4000], [1, 2000], [0, null], [123_456, 9000]];
     counts.forEach(([count, last], n) => insert.run(newKey(n).keyId, `key ${n}`, newKey(n).hash, count, last));
-    let previous = GENESIS_HASH;
-    for (let n = 0; n < 3; n++) {
-      const row = { event_id: `evt_${n}`, occurred_at: 1000 + n, action: "api_key.created", outcome: "success", tenant_id: "t", actor: "s", key_id: newKey(n).keyId, tool: null, reason: null, changes: null };
-      const hash = auditHash(previous, row);
-      old.prepare("INSERT INTO audit_events (event_id, occurred_at, action, outcome, tenant_id, actor, key_id, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)")
-        .run(row.event_id, row.occurred_at, row.action, row.outcome, row.tenant_id, row.actor, row.key_id, previous, hash);
-      previous = hash;
-    }
+    const previous = writeOldAuditRows(old, [0, 1, 2].map((n) => ({ action: "api_key.created", keyId: newKey(n).keyId })));
     old.close();
 
     const db = track(openDatabase(file));
@@ -226,14 +235,7 @@ describe("migrations (S1)", () => {
     const old = track(new Database(file));
     expect(migrate(old, MIGRATIONS.slice(0, 3))).toEqual({ from: 0, to: 30 });
     // Rows as version 30 wrote them: chained over the columns it had.
-    let previous = GENESIS_HASH;
-    for (const [n, action] of ["api_key.created", "api_key.revoked"].entries()) {
-      const row = { event_id: `evt_${n}`, occurred_at: 1000 + n, action, outcome: "success", tenant_id: "t", actor: "s", key_id: newKey(1).keyId, tool: null, reason: null, changes: null };
-      const hash = auditHash(previous, row);
-      old.prepare("INSERT INTO audit_events (event_id, occurred_at, action, outcome, tenant_id, actor, key_id, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)")
-        .run(row.event_id, row.occurred_at, row.action, row.outcome, row.tenant_id, row.actor, row.key_id, previous, hash);
-      previous = hash;
-    }
+    writeOldAuditRows(old, ["api_key.created", "api_key.revoked"].map((action) => ({ action, keyId: newKey(1).keyId })));
     old.close();
 
     const db = track(openDatabase(file));
